@@ -1,0 +1,1 @@
+//! ACL evaluation. (Filled in by the tree work.)

@@ -1,0 +1,1 @@
+//! zoo.cfg. (Filled in by the config work.)

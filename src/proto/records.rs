@@ -1,0 +1,1 @@
+//! Request and reply records. (Filled in by the codec work.)

@@ -1,0 +1,1 @@
+//! The server. (Filled in by the server work.)

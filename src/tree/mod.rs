@@ -1,0 +1,1 @@
+//! The data tree. (Filled in by the tree work.)
