@@ -12,6 +12,7 @@ pub mod proto;
 pub mod server;
 pub mod tree;
 pub mod txn;
+pub mod watch;
 
 /// The version clients parse: a 3.9-compatible Apache version followed by ours,
 /// so that kazoo's `server_version()` and Curator keep working.
