@@ -7,3 +7,9 @@ pub mod records;
 
 pub use codes::*;
 pub use data::{Acl, Id, Stat};
+pub use records::{
+    decode_reply, decode_reply_header, decode_request, decode_watch_event, encode_reply,
+    encode_watch_event, ClientInfo, ConnectRequest, ConnectResponse, CreateRequest, MultiHeader,
+    MultiOp, MultiResult, ReadOp, ReconfigRequest, ReplyHeader, Request, RequestDecodeError,
+    RequestHeader, Response, SetWatches, WatcherEvent,
+};
