@@ -1,1 +1,3 @@
-//! zoo.cfg. (Filled in by the config work.)
+//! zoo.cfg.
+
+pub mod properties;
