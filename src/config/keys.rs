@@ -74,6 +74,7 @@ pub(crate) const KEYS_WITHOUT_EFFECT: &[&str] = &[
     "authProvider",
     "bitHashCacheSize",
     "client.certReload",
+    "client.secure",
     "client.portUnification",
     "closeSessionTxn.enabled",
     "cnxTimeout",
@@ -145,11 +146,13 @@ pub(crate) const KEYS_WITHOUT_EFFECT: &[&str] = &[
     "nio.shutdownTimeout",
     "observer.election.DelayMs",
     "observer.reconnectDelayMs",
+    "observer.syncEnabled",
     "oraclePath",
     "outstandingHandshake.limit",
     "portUnification",
     "quorum.cnxn.threads.size",
     "quorumCnxnTimeoutMs",
+    "requireClientAuthScheme",
     "request_throttler.shutdownTimeout",
     "requestStaleConnectionCheck",
     "requestStaleLatencyCheck",
@@ -182,8 +185,9 @@ pub(crate) const KEYS_WITHOUT_EFFECT: &[&str] = &[
 ];
 
 /// Families of keys accepted without effect: TLS settings, metrics exporters, hierarchical
-/// quorum groups and weights, authentication providers, quorum SASL.
+/// quorum groups and weights, authentication providers, SASL.
 pub(crate) const PREFIXES_WITHOUT_EFFECT: &[&str] = &[
+    "sasl.",
     "ssl.",
     "metricsProvider.",
     "group.",

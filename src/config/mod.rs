@@ -29,7 +29,9 @@
 
 pub mod properties;
 
+mod flags;
 mod keys;
+mod servers;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +45,8 @@ use std::path::{Path, PathBuf};
 use tracing::level_filters::LevelFilter;
 
 use properties::Properties;
+use servers::{parse_peer_type, parse_server_line};
+pub use servers::{ClientEndpoint, PeerType, QuorumAddress, ServerSpec};
 
 /// Apache's default tick, in milliseconds (`ZooKeeperServer.DEFAULT_TICK_TIME`).
 pub const DEFAULT_TICK_TIME_MS: u32 = 3000;
@@ -65,9 +69,6 @@ pub const FOUR_LETTER_WORDS: [&str; 18] = [
 ];
 
 const INT_MAX: i64 = i32::MAX as i64;
-const SERVER_LINE_FORM: &str =
-    "host:quorumPort:electionPort[:participant|observer][;[clientHost:]clientPort] \
-     (IPv6 addresses in [brackets])";
 
 /// Where a setting came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,15 +181,6 @@ pub enum WarningKind {
     },
 }
 
-impl fmt::Display for PeerType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PeerType::Participant => "participant",
-            PeerType::Observer => "observer",
-        })
-    }
-}
-
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ConfigWarning { at, key, kind } = self;
@@ -217,16 +209,6 @@ pub struct Loaded {
     pub warnings: Vec<ConfigWarning>,
 }
 
-/// A quorum member's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PeerType {
-    /// Votes in elections and commits.
-    #[default]
-    Participant,
-    /// Follows without voting.
-    Observer,
-}
-
 /// Which four-letter words may run (`4lw.commands.whitelist`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FourLetterWords {
@@ -241,41 +223,6 @@ impl Default for FourLetterWords {
     fn default() -> Self {
         FourLetterWords::Only(BTreeSet::from(["srvr".to_owned()]))
     }
-}
-
-/// One quorum address of a server: `host:quorumPort:electionPort`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuorumAddress {
-    /// Host name or IP address (without brackets).
-    pub host: String,
-    /// Port followers use to reach the leader.
-    pub quorum_port: u16,
-    /// Port for leader election.
-    pub election_port: u16,
-}
-
-/// Where a server takes client connections, from the `;[host:]port` part of its line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientEndpoint {
-    /// Host or IP (without brackets); `None` means every interface.
-    pub host: Option<String>,
-    /// Client port.
-    pub port: u16,
-}
-
-/// One `server.N=…` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSpec {
-    /// N, the server id (0..=255).
-    pub id: u64,
-    /// Quorum addresses: one, or several separated by `|` when `multiAddress.enabled`.
-    pub addresses: Vec<QuorumAddress>,
-    /// Participant unless the line says observer.
-    pub peer_type: PeerType,
-    /// The client endpoint, when the line has one.
-    pub client: Option<ClientEndpoint>,
-    /// The file and line it came from.
-    pub location: Location,
 }
 
 /// Apache's embedded HTTP admin server settings (`admin.*`). We parse them so that a
@@ -616,128 +563,6 @@ fn parse_four_letter_words(
         }
     }
     FourLetterWords::Only(enabled)
-}
-
-/// Splits `host:port[:...]`, where the host may be a bracketed IPv6 literal.
-fn split_host_and_ports(text: &str) -> Option<Vec<&str>> {
-    match text.strip_prefix('[') {
-        Some(rest) => {
-            let (host, after) = rest.split_once(']')?;
-            let ports = after.strip_prefix(':')?;
-            let mut parts = vec![host];
-            parts.extend(ports.split(':'));
-            Some(parts)
-        }
-        None => Some(text.split(':').collect()),
-    }
-}
-
-fn parse_peer_type(text: &str) -> Option<PeerType> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "participant" => Some(PeerType::Participant),
-        "observer" => Some(PeerType::Observer),
-        _ => None,
-    }
-}
-
-/// Parses `server.<id>=<spec>`.
-fn parse_server_line(setting: &Setting<'_>, id_text: &str) -> Result<ServerSpec, ConfigError> {
-    let id = id_text
-        .parse::<u64>()
-        .ok()
-        .filter(|id| *id <= MAX_SERVER_ID)
-        .ok_or_else(|| ConfigError::Invalid {
-            at: setting.at.clone(),
-            key: setting.shown.to_owned(),
-            message: format!(
-                "expected a server id from 0 to {MAX_SERVER_ID} after \"server.\", found {id_text:?}"
-            ),
-        })?;
-    let wrong_form = || setting.bad(SERVER_LINE_FORM);
-    let mut halves = setting.value.split(';');
-    let quorum_part = halves.next().unwrap_or_default();
-    let client_part = halves.next();
-    if halves.next().is_some() {
-        return Err(wrong_form());
-    }
-
-    let mut addresses = Vec::new();
-    let mut role: Option<PeerType> = None;
-    for address in quorum_part.split('|') {
-        let parts = split_host_and_ports(address.trim()).ok_or_else(wrong_form)?;
-        let (host, quorum, election, kind) = match parts.as_slice() {
-            [host, quorum, election] => (*host, *quorum, *election, None),
-            [host, quorum, election, kind] => (*host, *quorum, *election, Some(*kind)),
-            _ => return Err(wrong_form()),
-        };
-        let host = host.trim();
-        if host.is_empty() {
-            return Err(wrong_form());
-        }
-        let port = |text: &str| {
-            text.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(wrong_form)
-        };
-        let quorum_port = port(quorum)?;
-        let election_port = port(election)?;
-        if quorum_port == election_port {
-            return Err(ConfigError::Invalid {
-                at: setting.at.clone(),
-                key: setting.shown.to_owned(),
-                message: format!(
-                    "the quorum port and the election port must differ (both are {quorum_port})"
-                ),
-            });
-        }
-        if let Some(kind) = kind {
-            let this_role = parse_peer_type(kind).ok_or_else(|| {
-                setting.bad("a role of participant or observer after the election port")
-            })?;
-            if role.is_some_and(|r| r != this_role) {
-                return Err(ConfigError::Invalid {
-                    at: setting.at.clone(),
-                    key: setting.shown.to_owned(),
-                    message: "all addresses of one server must have the same role".to_owned(),
-                });
-            }
-            role = Some(this_role);
-        }
-        addresses.push(QuorumAddress {
-            host: host.to_owned(),
-            quorum_port,
-            election_port,
-        });
-    }
-
-    let client = match client_part {
-        None => None,
-        Some(text) => {
-            let parts = split_host_and_ports(text.trim()).ok_or_else(wrong_form)?;
-            let (host, port) = match parts.as_slice() {
-                [port] => (None, *port),
-                [host, port] => (Some(host.trim().to_owned()), *port),
-                _ => return Err(wrong_form()),
-            };
-            let port = port
-                .trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(wrong_form)?;
-            Some(ClientEndpoint { host, port })
-        }
-    };
-
-    Ok(ServerSpec {
-        id,
-        addresses,
-        peer_type: role.unwrap_or_default(),
-        client,
-        location: setting.at.clone(),
-    })
 }
 
 /// Suggests the intended spelling of an unknown key.
@@ -1218,84 +1043,13 @@ impl ServerConfig {
                 ),
             });
         }
-        self.check_servers()
-    }
-
-    /// Validates the server list as Apache's `parseDynamicConfig` does, plus our id limit.
-    fn check_servers(&mut self) -> Result<(), ConfigError> {
-        self.servers.sort_by_key(|s| s.id);
-        let limit = self.server_id_limit();
-        for spec in &self.servers {
-            if spec.id > limit {
-                return Err(ConfigError::Invalid {
-                    at: spec.location.clone(),
-                    key: format!("server.{}", spec.id),
-                    message: format!(
-                        "with extendedTypesEnabled, server ids must be at most {MAX_EXTENDED_TYPES_SERVER_ID}"
-                    ),
-                });
-            }
-            if spec.addresses.len() > 1 && !self.multi_address_enabled {
-                return Err(ConfigError::Invalid {
-                    at: spec.location.clone(),
-                    key: format!("server.{}", spec.id),
-                    message:
-                        "several addresses separated by | need multiAddress.enabled=true in zoo.cfg"
-                            .to_owned(),
-                });
-            }
+        self.check_server_ids()?;
+        // With a dynamic config file the server list is not known yet; Apache checks the
+        // quorum once it has read that file.
+        if self.dynamic_config_file.is_none() {
+            self.check_quorum_shape()?;
         }
-        let participants = self.participant_count();
-        let observers = self.servers.len() - participants;
-        let first_server = self.servers.first().map(|s| s.location.clone());
-        let (at, key, message) = if participants == 0 && observers > 0 {
-            (
-                first_server,
-                "server",
-                "observers without any participant cannot form a quorum",
-            )
-        } else if participants == 0 && !self.standalone_enabled {
-            (
-                Some(self.key_location("standaloneEnabled")),
-                "standaloneEnabled",
-                "false needs at least one participant server.N line",
-            )
-        } else if participants == 1 && self.standalone_enabled && observers > 0 {
-            (
-                first_server,
-                "server",
-                "observers need a quorum; with a single participant set standaloneEnabled=false",
-            )
-        } else {
-            return Ok(());
-        };
-        Err(ConfigError::Invalid {
-            at: at.unwrap_or_else(|| self.key_location(key)),
-            key: key.to_owned(),
-            message: message.to_owned(),
-        })
-    }
-
-    fn participant_count(&self) -> usize {
-        self.servers
-            .iter()
-            .filter(|s| s.peer_type == PeerType::Participant)
-            .count()
-    }
-
-    /// The largest server id this configuration allows.
-    pub fn server_id_limit(&self) -> u64 {
-        if self.extended_types_enabled {
-            MAX_EXTENDED_TYPES_SERVER_ID
-        } else {
-            MAX_SERVER_ID
-        }
-    }
-
-    /// True when this server is meant to run in a quorum rather than alone: more than one
-    /// participant, or `standaloneEnabled=false` (Apache's `isDistributed`).
-    pub fn is_distributed(&self) -> bool {
-        !self.standalone_enabled || self.participant_count() > 1
+        Ok(())
     }
 
     /// Reads the `server.N` lines from the file named by `dynamicConfigFile`.
@@ -1335,7 +1089,8 @@ impl ServerConfig {
                 });
             }
         }
-        self.check_servers()
+        self.check_server_ids()?;
+        self.check_quorum_shape()
     }
 
     /// Takes this server's id from `myid_path`, as Apache's `setupMyId`/`setupClientPort`
@@ -1456,103 +1211,6 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// Applies `-D` settings from JVM flags such as `SERVER_JVMFLAGS`/`JVMFLAGS`.
-    ///
-    /// `-Dzookeeper.<key>=value` sets `<key>` for the settings Apache reads from system
-    /// properties (superDigest, skipACL, 4lw.commands.whitelist, extendedTypesEnabled,
-    /// enforceQuota, snapCount, ...), and `-Djute.maxbuffer`, `-Dreadonlymode.enabled` and
-    /// `-Dzookeeper-rs.logLevel` (or log4j's `-Dzookeeper.root.logger=LEVEL,...`) are read
-    /// too. Other JVM options are skipped; an unrecognised `-Dzookeeper.*` is a warning.
-    ///
-    /// Precedence: a value set in zoo.cfg wins and the flag is ignored with a warning; a
-    /// flag fills what zoo.cfg left unset, and a later flag replaces an earlier one. This is
-    /// Apache's behaviour for the `zookeeper.*` properties (parsing zoo.cfg writes over the
-    /// JVM's values); Apache reads `jute.maxbuffer` and `readonlymode.enabled` only from
-    /// flags, and we apply the same rule to them.
-    ///
-    /// Flags are split on whitespace, as the unquoted `$JVMFLAGS` of Apache's scripts is.
-    pub fn apply_jvm_flags(&mut self, flags: &str) -> Result<Vec<ConfigWarning>, ConfigError> {
-        let mut warnings = Vec::new();
-        for token in flags.split_whitespace() {
-            let Some(definition) = token.strip_prefix("-D") else {
-                continue;
-            };
-            let (name, raw_value) = definition.split_once('=').unwrap_or((definition, ""));
-            let value = java_trim(raw_value);
-            let shown = format!("-D{name}");
-            let key = match flag_target(name) {
-                FlagTarget::Key(key) => key,
-                FlagTarget::RootLogger => {
-                    let level = value.split(',').next().unwrap_or_default().trim();
-                    if self.set_in_file.contains_key(LOG_LEVEL_KEY) {
-                        continue;
-                    }
-                    // log4j appender lists also name levels we do not know; skip those.
-                    if let Some(level) = parse_log_level(level) {
-                        self.log_level = Some(level);
-                    }
-                    continue;
-                }
-                FlagTarget::FileOnly(key) => {
-                    warnings.push(ConfigWarning {
-                        at: Location::JvmFlags,
-                        key: shown,
-                        kind: WarningKind::Notice {
-                            message: format!(
-                                "no effect: {key} is read only from zoo.cfg (Apache ignores this flag too)"
-                            ),
-                        },
-                    });
-                    continue;
-                }
-                FlagTarget::Unknown(rest) => {
-                    warnings.push(ConfigWarning {
-                        at: Location::JvmFlags,
-                        key: shown,
-                        kind: WarningKind::UnknownKey {
-                            hint: unknown_key_hint(&rest),
-                        },
-                    });
-                    continue;
-                }
-                FlagTarget::NotOurs => continue,
-            };
-            if let Some(line) = self.set_in_file.get(&key) {
-                warnings.push(ConfigWarning {
-                    at: Location::JvmFlags,
-                    key: shown,
-                    kind: WarningKind::Notice {
-                        message: format!(
-                            "ignored: {}:{line} sets {key}, and zoo.cfg takes precedence over flags",
-                            self.origin
-                        ),
-                    },
-                });
-                continue;
-            }
-            let setting = Setting {
-                key: &key,
-                shown: &shown,
-                value,
-                at: &Location::JvmFlags,
-            };
-            self.apply(&setting, &mut warnings)?;
-        }
-        // Extended types switched on by a flag tighten the id limit.
-        self.check_servers()?;
-        if let Some(id) = self.my_id {
-            if id > self.server_id_limit() {
-                return Err(ConfigError::MyId {
-                    path: self.data_dir.join("myid"),
-                    message: format!(
-                        "server id {id} is above {MAX_EXTENDED_TYPES_SERVER_ID}, the limit with extendedTypesEnabled"
-                    ),
-                });
-            }
-        }
-        Ok(warnings)
-    }
-
     /// The address to accept clients on: `clientPortAddress` (every IPv4 interface when
     /// unset) with `clientPort`. When this server's `server.N` line has a client part,
     /// [`ServerConfig::from_file`] has already made it the client address, as Apache does.
@@ -1581,45 +1239,6 @@ impl ServerConfig {
     pub fn transaction_log_dir(&self) -> &Path {
         self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
     }
-}
-
-/// What a `-D` property name means to us.
-enum FlagTarget {
-    /// A setting, by its zoo.cfg key.
-    Key(String),
-    /// log4j's root logger, whose first part is a level.
-    RootLogger,
-    /// A `zookeeper.<key>` that Apache reads only from zoo.cfg.
-    FileOnly(String),
-    /// A `zookeeper.<rest>` nobody knows.
-    Unknown(String),
-    /// Some other JVM property.
-    NotOurs,
-}
-
-fn flag_target(name: &str) -> FlagTarget {
-    if name == LOG_LEVEL_KEY {
-        return FlagTarget::Key(LOG_LEVEL_KEY.to_owned());
-    }
-    if name == "zookeeper.root.logger" {
-        return FlagTarget::RootLogger;
-    }
-    if keys::UNPREFIXED_SYSTEM_PROPERTY_KEYS.contains(&name) {
-        return FlagTarget::Key(name.to_owned());
-    }
-    let Some(rest) = name.strip_prefix("zookeeper.") else {
-        return FlagTarget::NotOurs;
-    };
-    if keys::SYSTEM_PROPERTY_KEYS.contains(&rest) || keys::is_key_without_effect(rest) {
-        return FlagTarget::Key(rest.to_owned());
-    }
-    if keys::FILE_ONLY_KEYS.contains(&rest) || rest.starts_with("server.") {
-        return FlagTarget::FileOnly(rest.to_owned());
-    }
-    if keys::LAUNCHER_PROPERTIES.contains(&name) {
-        return FlagTarget::NotOurs;
-    }
-    FlagTarget::Unknown(rest.to_owned())
 }
 
 /// Java's `String.trim`: strips every character up to U+0020, controls included.

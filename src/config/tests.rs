@@ -1094,6 +1094,36 @@ fn dynamic_config_file_supplies_servers() {
 }
 
 #[test]
+fn standalone_disabled_quorum_from_dynamic_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "myid", "1");
+    let dynamic = write(
+        dir.path(),
+        "zoo.cfg.dynamic",
+        "server.1=zk1:2888:3888;2181\n",
+    );
+    let cfg = write(
+        dir.path(),
+        "zoo.cfg",
+        &format!(
+            "dataDir={}\ninitLimit=10\nsyncLimit=5\nstandaloneEnabled=false\ndynamicConfigFile={}\n",
+            dir.path().display(),
+            dynamic.display()
+        ),
+    );
+    let c = ServerConfig::from_file(&cfg).unwrap().config;
+    assert!(c.is_distributed());
+    assert_eq!(c.servers.len(), 1);
+
+    write(dir.path(), "zoo.cfg.dynamic", "");
+    let e = ServerConfig::from_file(&cfg).unwrap_err().to_string();
+    assert!(
+        e.contains(":4: standaloneEnabled: false needs at least one participant"),
+        "{e}"
+    );
+}
+
+#[test]
 fn unreadable_file_is_an_error_naming_it() {
     let e = ServerConfig::from_file(Path::new("/nonexistent/zoo.cfg"))
         .unwrap_err()
