@@ -16,7 +16,7 @@ use zookeeper_client as zk;
 
 use common::raw::{self, op, watcher_type, Body, RawClient};
 use common::transcript::{assert_same_transcript, code_name, event_name, Transcript};
-use common::{apache_available, connect, Impl};
+use common::{apache_available, connect, Impl, ZkUnderTest};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1244,6 +1244,113 @@ async fn session_misc(addr: SocketAddr) -> Transcript {
 #[test]
 fn ephemerals_sync_whoami() {
     differential("", session_misc);
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime");
+    runtime
+        .block_on(async { tokio::time::timeout(SCRIPT_TIMEOUT, future).await })
+        .expect("script step timed out")
+}
+
+/// Stop, kill and restart through the harness; what was committed must survive both.
+fn lifecycle(server: &mut dyn ZkUnderTest) -> Vec<String> {
+    let cs = server.connect_string();
+    let mut t = Transcript::new();
+    t.push(format!("ruok -> {:?}", server.four_letter("ruok")));
+    block_on(async {
+        let c = connect(&cs).await;
+        t.record(
+            "create /keep",
+            c.create("/keep", b"v1", &open()).await,
+            create_line,
+        );
+        t.record(
+            "set /keep",
+            c.set_data("/keep", b"v2", None).await,
+            |t, s| t.stat(&s),
+        );
+        let r = c
+            .create("/keep/s-", b"", &mode(zk::CreateMode::PersistentSequential))
+            .await;
+        t.record("create /keep/s-", r, create_line);
+    });
+    // A politely closed session takes its ephemerals with it before the stop.
+    let mut raw_client =
+        RawClient::connect(server.addr(), Duration::from_secs(10)).expect("raw connect");
+    let reply = raw_client
+        .call(
+            op::CREATE,
+            &Body::new()
+                .string("/keep/eph")
+                .buffer(b"")
+                .open_acl()
+                .int(1),
+        )
+        .expect("create ephemeral");
+    t.push(format!(
+        "raw create /keep/eph ephemeral -> {}",
+        code_name(reply.err)
+    ));
+    raw_client.close().expect("closing the raw session");
+
+    server.stop();
+    t.push("stopped with SIGTERM");
+    server.restart();
+    block_on(async {
+        let c = connect(&cs).await;
+        t.record("get /keep after stop", c.get_data("/keep").await, data_line);
+        t.record("children /keep", c.list_children("/keep").await, |_, v| {
+            sorted(v)
+        });
+        let r = c
+            .create("/keep/s-", b"", &mode(zk::CreateMode::PersistentSequential))
+            .await;
+        t.record("create /keep/s- after restart", r, create_line);
+        t.record(
+            "set /keep",
+            c.set_data("/keep", b"v3", None).await,
+            |t, s| t.stat(&s),
+        );
+    });
+    server.kill();
+    t.push("killed with SIGKILL");
+    server.restart();
+    block_on(async {
+        let c = connect(&cs).await;
+        t.record("get /keep after kill", c.get_data("/keep").await, data_line);
+        t.record("children /keep", c.list_children("/keep").await, |_, v| {
+            sorted(v)
+        });
+    });
+    let files = std::fs::read_dir(server.data_dir())
+        .map(|d| d.count())
+        .unwrap_or(0);
+    t.push(format!("data dir has files: {}", files > 0));
+    t.lines
+}
+
+#[test]
+fn restart_after_stop_and_kill_keeps_data() {
+    let Some((reference, candidate)) = sides() else {
+        return;
+    };
+    let mut candidate_server = candidate.start_with("");
+    let mut reference_server = reference.start_with("");
+    let expected = lifecycle(reference_server.as_mut());
+    let actual = lifecycle(candidate_server.as_mut());
+    for line in &expected {
+        println!("{line}");
+    }
+    assert_same_transcript(
+        &format!("{} (reference)", reference.name()),
+        &expected,
+        candidate.name(),
+        &actual,
+    );
 }
 
 /// End to end, a real behaviour difference between two servers fails the comparison: Apache
