@@ -311,7 +311,9 @@ impl CliMt {
         let stdin = self.stdin.as_mut().expect("cli_mt stdin is open");
         // One write per batch of whole lines: cli_mt loses a partial line left in its buffer.
         let batch = format!("{command}\ndelete {fence}\n");
-        stdin.write_all(batch.as_bytes()).expect("writing to cli_mt");
+        stdin
+            .write_all(batch.as_bytes())
+            .expect("writing to cli_mt");
         stdin.flush().expect("flushing cli_mt stdin");
         let done = format!("{fence}: rc = ");
         self.wait_for_line(&format!("completion of {command:?}"), |l| {
