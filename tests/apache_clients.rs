@@ -101,13 +101,16 @@ fn run_zkcli(server: &dyn ZkUnderTest, args: &[&str], stdin: &str) -> (i32, Stri
 
 fn wait_for_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
     let mut code = None;
-    let exited = wait_until(timeout, || match child.try_wait() {
-        Ok(Some(status)) => {
-            code = Some(status.code().unwrap_or(-1));
-            true
-        }
-        _ => false,
-    });
+    let exited = wait_until(
+        || match child.try_wait() {
+            Ok(Some(status)) => {
+                code = Some(status.code().unwrap_or(-1));
+                true
+            }
+            _ => false,
+        },
+        timeout,
+    );
     if !exited {
         let _ = child.kill();
         let _ = child.wait();
@@ -250,6 +253,7 @@ struct CliMt {
     child: Child,
     stdin: Option<std::process::ChildStdin>,
     lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
     fences: u32,
 }
 
@@ -266,22 +270,26 @@ impl CliMt {
         let stdin = child.stdin.take().expect("cli_mt stdin");
         let lines = Arc::new(Mutex::new(Vec::new()));
         // Everything of interest goes to stderr; stdout only carries `myid`, unused here.
-        for stream in [
+        let readers = [
             Box::new(child.stderr.take().expect("cli_mt stderr")) as Box<dyn std::io::Read + Send>,
             Box::new(child.stdout.take().expect("cli_mt stdout")),
-        ] {
+        ]
+        .into_iter()
+        .map(|stream| {
             let lines = Arc::clone(&lines);
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
                     lines.lock().unwrap().push(line);
                 }
-            });
-        }
+            })
+        })
+        .collect();
         let mut cli = CliMt {
             child,
             stdin: Some(stdin),
             lines,
+            readers,
             fences: 0,
         };
         cli.wait_for_line("session established", |l| {
@@ -292,9 +300,10 @@ impl CliMt {
 
     fn wait_for_line(&mut self, what: &str, predicate: impl Fn(&str) -> bool) {
         let lines = Arc::clone(&self.lines);
-        let found = wait_until(CLI_MT_STEP_TIMEOUT, || {
-            lines.lock().unwrap().iter().any(|l| predicate(l))
-        });
+        let found = wait_until(
+            || lines.lock().unwrap().iter().any(|l| predicate(l)),
+            CLI_MT_STEP_TIMEOUT,
+        );
         if !found {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -328,11 +337,10 @@ impl CliMt {
         if wait_for_exit(&mut self.child, CLI_MT_STEP_TIMEOUT).is_none() {
             panic!("cli_mt did not exit after quit");
         }
-        // The reader threads end at EOF, which follows the exit; wait for the last line.
-        let lines = Arc::clone(&self.lines);
-        wait_until(CLI_MT_STEP_TIMEOUT, || {
-            lines.lock().unwrap().iter().any(|l| l == "Quitting...")
-        });
+        // The pipes reach EOF once the process has exited, so the readers end too.
+        for reader in self.readers.drain(..) {
+            reader.join().expect("cli_mt output reader");
+        }
         let lines = self.lines.lock().unwrap().clone();
         lines
     }

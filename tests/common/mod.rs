@@ -4,6 +4,11 @@
 //! reference, Debian's Apache ZooKeeper ([`ApacheServer`]). Both read the same kind of zoo.cfg
 //! written into a fresh temporary directory, listen on a port the OS chose, and are killed when
 //! their handle is dropped, panics included. Readiness is a real read, never a fixed delay.
+//!
+//! Environment:
+//! - `CI`: tests whose external tools are missing fail instead of printing `SKIP:`.
+//! - `ZKRS_DIFF_SELFTEST=1`: comparisons run Apache against Apache (proves the scripts).
+//! - `ZKRS_KEEP_TEST_DIRS`: keep each server's directory (config, data, output) after the test.
 #![allow(dead_code)]
 
 pub mod raw;
@@ -36,7 +41,7 @@ pub const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
 pub const CLI_MT: &str = "/usr/lib/zookeeper/bin/cli_mt";
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub fn wait_until(mut condition: impl FnMut() -> bool, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(5);
     loop {
@@ -341,23 +346,26 @@ impl Process {
         let addr = self.addr();
         let mut last_error = String::from("no attempt yet");
         let mut exited = None;
-        let ready = wait_until(timeout, || {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                exited = Some(status);
-                return true;
-            }
-            match probe_read(addr) {
-                Ok(()) => true,
-                Err(e) => {
-                    last_error = e;
-                    false
+        let ready = wait_until(
+            || {
+                if let Some(status) = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    exited = Some(status);
+                    return true;
                 }
-            }
-        });
+                match probe_read(addr) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        last_error = e;
+                        false
+                    }
+                }
+            },
+            timeout,
+        );
         if let Some(status) = exited {
             self.child = None;
             let log = self.log();
@@ -416,10 +424,13 @@ impl Process {
             std::io::Error::last_os_error()
         );
         let mut status = None;
-        let exited = wait_until(STOP_TIMEOUT, || {
-            status = child.try_wait().expect("waiting for the server");
-            status.is_some()
-        });
+        let exited = wait_until(
+            || {
+                status = child.try_wait().expect("waiting for the server");
+                status.is_some()
+            },
+            STOP_TIMEOUT,
+        );
         if !exited {
             let _ = child.kill();
             let _ = child.wait();
@@ -460,8 +471,8 @@ impl Drop for Process {
         }
         self.kill();
         if std::env::var_os("ZKRS_KEEP_TEST_DIRS").is_some() {
-            let dir = std::mem::replace(&mut self.dir, TempDir::new().expect("placeholder dir"));
-            eprintln!("keeping {}", dir.keep().display());
+            self.dir.disable_cleanup(true);
+            eprintln!("keeping {}", self.dir.path().display());
         }
     }
 }
