@@ -1552,3 +1552,118 @@ fn same_transactions_give_same_trees() {
         );
     }
 }
+
+/// Replays a zkCli session run against Apache ZooKeeper 3.8.0 and checks the
+/// values it printed.
+#[test]
+fn matches_apache_reference_transcript() {
+    let mut tree = DataTree::new(TreeOptions {
+        skip_acl: false,
+        enforce_quota: true,
+    });
+    ok(&mut tree, create_op("/q", b"", CreateMode::Persistent));
+    ok(
+        &mut tree,
+        create_op("/q/n-", b"", CreateMode::PersistentSequential),
+    );
+    ok(&mut tree, delete_op("/q/n-0000000000", -1));
+    let second = ok(
+        &mut tree,
+        create_op("/q/n-", b"", CreateMode::PersistentSequential),
+    );
+    assert!(matches!(&second.result, TxnResult::Created { path, .. } if path == "/q/n-0000000001"));
+    let q = stat(&tree, "/q");
+    assert_eq!(
+        (q.czxid, q.mzxid, q.pzxid, q.cversion, q.num_children),
+        (1, 1, 4, 3, 1)
+    );
+    ok(&mut tree, create_op("/c", b"", CreateMode::Container));
+    assert_eq!(stat(&tree, "/c").ephemeral_owner, 0);
+    ok(&mut tree, ttl_op("/t", 5_000));
+    assert_eq!(stat(&tree, "/t").ephemeral_owner, 0);
+    for path in ["/a", "/a/b", "/a/b/c"] {
+        ok(&mut tree, create_op(path, b"", CreateMode::Persistent));
+    }
+    assert_eq!(tree.count_descendants("/"), Some(10));
+    assert_eq!(tree.count_descendants("/a"), Some(2));
+    // setquota -n 3 /a
+    setup_quota(
+        &mut tree,
+        "/a",
+        "count=3,bytes=-1=;byteHardLimit=-1;countHardLimit=-1",
+    );
+    assert_eq!(usage(&tree, "/a"), "count=3,bytes=0");
+    assert_eq!(
+        stat(&tree, "/zookeeper/quota/a/zookeeper_stats").data_length,
+        15
+    );
+    let root_seq = ok(
+        &mut tree,
+        create_op("/", b"", CreateMode::PersistentSequential),
+    );
+    assert!(matches!(&root_seq.result, TxnResult::Created { path, .. } if path == "/0000000004"));
+    // Past the soft limit: allowed.
+    ok(
+        &mut tree,
+        create_op("/a/b/c/d", b"", CreateMode::Persistent),
+    );
+    let root = stat(&tree, "/");
+    assert_eq!((root.cversion, root.num_children, root.mzxid), (4, 6, 0));
+
+    // setquota -N 3 /y: hard count limit.
+    ok(&mut tree, create_op("/y", b"", CreateMode::Persistent));
+    setup_quota(
+        &mut tree,
+        "/y",
+        "count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=3",
+    );
+    assert_eq!(usage(&tree, "/y"), "count=1,bytes=0");
+    ok(
+        &mut tree,
+        create_op("/y/a", b"12345", CreateMode::Persistent),
+    );
+    ok(&mut tree, create_op("/y/b", b"", CreateMode::Persistent));
+    assert_eq!(
+        err(&mut tree, create_op("/y/c", b"", CreateMode::Persistent)),
+        ErrorCode::QuotaExceeded
+    );
+    assert_eq!(usage(&tree, "/y"), "count=3,bytes=5");
+    // setquota -B 10 /z: hard byte limit.
+    ok(&mut tree, create_op("/z", b"", CreateMode::Persistent));
+    setup_quota(
+        &mut tree,
+        "/z",
+        "count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=-1",
+    );
+    ok(
+        &mut tree,
+        create_op("/z/a", b"12345", CreateMode::Persistent),
+    );
+    ok(&mut tree, set_data_op("/z/a", b"1234567890", -1));
+    assert_eq!(
+        err(&mut tree, set_data_op("/z/a", b"123456789012", -1)),
+        ErrorCode::QuotaExceeded
+    );
+    assert_eq!(usage(&tree, "/z"), "count=2,bytes=10");
+    // Reserved nodes.
+    for path in ["/zookeeper/quota", "/zookeeper", "/zookeeper/config"] {
+        assert_eq!(err(&mut tree, delete_op(path, -1)), ErrorCode::BadArguments);
+    }
+    ok(
+        &mut tree,
+        create_op("/zookeeper/foo", b"", CreateMode::Persistent),
+    );
+    assert_eq!(
+        err(&mut tree, set_data_op("/zookeeper/config", b"abc", -1)),
+        ErrorCode::NoAuth
+    );
+    open_session(&mut tree, SESSION);
+    ok(&mut tree, create_op("/eph", b"", CreateMode::Ephemeral));
+    assert_eq!(
+        err(
+            &mut tree,
+            create_op("/eph/child", b"", CreateMode::Persistent)
+        ),
+        ErrorCode::NoChildrenForEphemerals
+    );
+}
