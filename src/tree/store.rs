@@ -1,0 +1,575 @@
+//! Node storage: a slab of fixed-size nodes addressed by `u32` ids, children
+//! kept as an intrusive doubly linked list, and one open-addressing hash index
+//! from `(parent id, child name)` to the child's id.
+//!
+//! The layout is chosen for memory: a node's name and data share one heap
+//! allocation, nothing stores a full path, and the lookup index costs about
+//! eight bytes per node (a `u32` slot at no more than 3/4 load). Paths are
+//! resolved component by component; full paths are rebuilt from parent links
+//! only where one is needed.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+
+use super::acl_cache::AclRef;
+use super::PersistedStat;
+
+/// A node's slot in the slab.
+pub(crate) type NodeId = u32;
+
+/// "No node": the end of a sibling list, the root's parent, an empty slot.
+pub(crate) const NIL: NodeId = u32::MAX;
+
+/// The root always lives in slot 0.
+pub(crate) const ROOT: NodeId = 0;
+
+/// `name_len` of a slot on the free list.
+const FREE_SLOT: u32 = u32::MAX;
+
+/// One znode. The persisted stat fields are stored flat (not as a nested
+/// struct) so that the compiler can pack the `u32` fields without padding:
+/// 104 bytes plus the name-and-data allocation.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) czxid: i64,
+    pub(crate) mzxid: i64,
+    pub(crate) pzxid: i64,
+    pub(crate) ctime: i64,
+    pub(crate) mtime: i64,
+    /// Raw owner: a session id, [`super::ephemeral::CONTAINER_OWNER`], an
+    /// encoded TTL, or 0.
+    pub(crate) ephemeral_owner: i64,
+    pub(crate) version: i32,
+    /// Apache's persisted cversion: the number of child creations. Clients
+    /// see `2 * cversion - num_children` (creations plus deletions).
+    pub(crate) cversion: i32,
+    pub(crate) aversion: i32,
+    pub(crate) acl: AclRef,
+    parent: NodeId,
+    first_child: NodeId,
+    /// The next sibling, or `NIL` after the last one.
+    next_sibling: NodeId,
+    /// The previous sibling; the first child's points at the last child, so
+    /// appending needs no tail pointer.
+    prev_sibling: NodeId,
+    num_children: u32,
+    name_len: u32,
+    /// The name's UTF-8 bytes followed by the data.
+    bytes: Box<[u8]>,
+}
+
+impl Node {
+    fn name_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.name_len as usize).unwrap_or_default()
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        std::str::from_utf8(self.name_bytes()).unwrap_or_default()
+    }
+
+    pub(crate) fn data(&self) -> &[u8] {
+        self.bytes.get(self.name_len as usize..).unwrap_or_default()
+    }
+
+    pub(crate) fn parent(&self) -> NodeId {
+        self.parent
+    }
+
+    pub(crate) fn num_children(&self) -> u32 {
+        self.num_children
+    }
+
+    pub(crate) fn persisted(&self) -> PersistedStat {
+        PersistedStat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+            pzxid: self.pzxid,
+        }
+    }
+
+    pub(crate) fn set_persisted(&mut self, stat: &PersistedStat) {
+        self.czxid = stat.czxid;
+        self.mzxid = stat.mzxid;
+        self.ctime = stat.ctime;
+        self.mtime = stat.mtime;
+        self.version = stat.version;
+        self.cversion = stat.cversion;
+        self.aversion = stat.aversion;
+        self.ephemeral_owner = stat.ephemeral_owner;
+        self.pzxid = stat.pzxid;
+    }
+}
+
+fn join(name: &str, data: &[u8]) -> Box<[u8]> {
+    let mut bytes = Vec::with_capacity(name.len() + data.len());
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes.into_boxed_slice()
+}
+
+/// The slab is full: more than `u32::MAX - 1` nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoreFull;
+
+pub(crate) struct NodeStore {
+    nodes: Vec<Node>,
+    free_head: NodeId,
+    live: usize,
+    /// Open-addressing table (linear probing) of attached non-root nodes,
+    /// keyed by `(parent, name)` hashed through `hasher`. `NIL` marks an empty
+    /// slot. Length is zero or a power of two.
+    slots: Vec<NodeId>,
+    indexed: usize,
+    hasher: RandomState,
+}
+
+impl NodeStore {
+    /// A store holding only a root with the given stat and ACL.
+    pub(crate) fn new(root_stat: &PersistedStat, root_acl: AclRef) -> NodeStore {
+        let mut root = Node {
+            czxid: 0,
+            mzxid: 0,
+            pzxid: 0,
+            ctime: 0,
+            mtime: 0,
+            ephemeral_owner: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            acl: root_acl,
+            parent: NIL,
+            first_child: NIL,
+            next_sibling: NIL,
+            prev_sibling: NIL,
+            num_children: 0,
+            name_len: 0,
+            bytes: Box::default(),
+        };
+        root.set_persisted(root_stat);
+        NodeStore {
+            nodes: vec![root],
+            free_head: NIL,
+            live: 1,
+            slots: Vec::new(),
+            indexed: 0,
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Nodes allocated and not freed (attached or awaiting commit).
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn get(&self, id: NodeId) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    pub(crate) fn get_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.nodes[id as usize]
+    }
+
+    /// Resolves an absolute path. `""` is the root, as in Apache's node map.
+    pub(crate) fn lookup(&self, path: &str) -> Option<NodeId> {
+        if path.is_empty() || path == "/" {
+            return Some(ROOT);
+        }
+        let rest = path.strip_prefix('/')?;
+        rest.split('/')
+            .try_fold(ROOT, |parent, name| self.child(parent, name))
+    }
+
+    /// The attached child of `parent` called `name`.
+    pub(crate) fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.hash(parent, name.as_bytes()) & mask;
+        loop {
+            let id = self.slots[i];
+            if id == NIL {
+                return None;
+            }
+            let node = self.get(id);
+            if node.parent == parent && node.name_bytes() == name.as_bytes() {
+                return Some(id);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Allocates an unattached node; [`NodeStore::attach`] makes it visible.
+    pub(crate) fn alloc(
+        &mut self,
+        parent: NodeId,
+        name: &str,
+        data: &[u8],
+        acl: AclRef,
+        stat: &PersistedStat,
+    ) -> Result<NodeId, StoreFull> {
+        let mut node = Node {
+            czxid: 0,
+            mzxid: 0,
+            pzxid: 0,
+            ctime: 0,
+            mtime: 0,
+            ephemeral_owner: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            acl,
+            parent,
+            first_child: NIL,
+            next_sibling: NIL,
+            prev_sibling: NIL,
+            num_children: 0,
+            name_len: u32::try_from(name.len()).map_err(|_| StoreFull)?,
+            bytes: join(name, data),
+        };
+        node.set_persisted(stat);
+        let id = if self.free_head != NIL {
+            let id = self.free_head;
+            self.free_head = self.get(id).next_sibling;
+            self.nodes[id as usize] = node;
+            id
+        } else {
+            let id = NodeId::try_from(self.nodes.len())
+                .ok()
+                .filter(|&id| id != NIL)
+                .ok_or(StoreFull)?;
+            self.nodes.push(node);
+            id
+        };
+        self.live += 1;
+        Ok(id)
+    }
+
+    /// Returns a detached node's slot to the free list.
+    pub(crate) fn free(&mut self, id: NodeId) {
+        let next_free = self.free_head;
+        let node = self.get_mut(id);
+        node.bytes = Box::default();
+        node.name_len = FREE_SLOT;
+        node.first_child = NIL;
+        node.num_children = 0;
+        node.next_sibling = next_free;
+        self.free_head = id;
+        self.live -= 1;
+    }
+
+    /// Appends a node to its parent's children and indexes it.
+    pub(crate) fn attach(&mut self, id: NodeId) {
+        self.attach_before(id, NIL);
+    }
+
+    /// Inserts a node into its parent's children just before `before` (at the
+    /// end for `NIL`) and indexes it. Undoing a [`NodeStore::detach`] with the
+    /// successor it returned restores the list exactly.
+    pub(crate) fn attach_before(&mut self, id: NodeId, before: NodeId) {
+        let parent = self.get(id).parent;
+        let first = self.get(parent).first_child;
+        if first == NIL {
+            self.get_mut(parent).first_child = id;
+            let node = self.get_mut(id);
+            node.prev_sibling = id;
+            node.next_sibling = NIL;
+        } else if before == NIL {
+            let last = self.get(first).prev_sibling;
+            self.get_mut(last).next_sibling = id;
+            self.get_mut(first).prev_sibling = id;
+            let node = self.get_mut(id);
+            node.prev_sibling = last;
+            node.next_sibling = NIL;
+        } else if before == first {
+            let last = self.get(first).prev_sibling;
+            self.get_mut(first).prev_sibling = id;
+            self.get_mut(parent).first_child = id;
+            let node = self.get_mut(id);
+            node.prev_sibling = last;
+            node.next_sibling = first;
+        } else {
+            let prev = self.get(before).prev_sibling;
+            self.get_mut(prev).next_sibling = id;
+            self.get_mut(before).prev_sibling = id;
+            let node = self.get_mut(id);
+            node.prev_sibling = prev;
+            node.next_sibling = before;
+        }
+        self.get_mut(parent).num_children += 1;
+        self.index_insert(id);
+    }
+
+    /// Removes a node from its parent's children and from the index, keeping
+    /// its slot (and its parent link). Returns its successor among the
+    /// siblings, for [`NodeStore::attach_before`].
+    pub(crate) fn detach(&mut self, id: NodeId) -> NodeId {
+        self.index_remove(id);
+        let (parent, prev, next) = {
+            let node = self.get(id);
+            (node.parent, node.prev_sibling, node.next_sibling)
+        };
+        let first = self.get(parent).first_child;
+        if first == id {
+            self.get_mut(parent).first_child = next;
+            if next != NIL {
+                // `prev` is the last child; the new first child points at it.
+                self.get_mut(next).prev_sibling = prev;
+            }
+        } else {
+            self.get_mut(prev).next_sibling = next;
+            if next == NIL {
+                self.get_mut(first).prev_sibling = prev;
+            } else {
+                self.get_mut(next).prev_sibling = prev;
+            }
+        }
+        self.get_mut(parent).num_children -= 1;
+        next
+    }
+
+    /// Replaces a node's data, returning the old name-and-data allocation (for
+    /// undo through [`NodeStore::restore_bytes`]).
+    pub(crate) fn set_data(&mut self, id: NodeId, data: &[u8]) -> Box<[u8]> {
+        let node = self.get_mut(id);
+        let bytes = join(node.name(), data);
+        std::mem::replace(&mut node.bytes, bytes)
+    }
+
+    pub(crate) fn restore_bytes(&mut self, id: NodeId, bytes: Box<[u8]>) {
+        self.get_mut(id).bytes = bytes;
+    }
+
+    pub(crate) fn children(&self, id: NodeId) -> ChildIds<'_> {
+        ChildIds {
+            store: self,
+            next: self.get(id).first_child,
+        }
+    }
+
+    /// The node's absolute path, rebuilt from parent links.
+    pub(crate) fn path_of(&self, id: NodeId) -> String {
+        if id == ROOT {
+            return "/".to_owned();
+        }
+        let mut names = Vec::new();
+        let mut cur = id;
+        while cur != ROOT && cur != NIL {
+            let node = self.get(cur);
+            names.push(node.name());
+            cur = node.parent;
+        }
+        let mut path = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+        for name in names.iter().rev() {
+            path.push('/');
+            path.push_str(name);
+        }
+        path
+    }
+
+    fn hash(&self, parent: NodeId, name: &[u8]) -> usize {
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write_u32(parent);
+        hasher.write(name);
+        hasher.finish() as usize
+    }
+
+    fn home_slot(&self, id: NodeId) -> usize {
+        let node = self.get(id);
+        self.hash(node.parent, node.name_bytes()) & (self.slots.len() - 1)
+    }
+
+    fn index_insert(&mut self, id: NodeId) {
+        if (self.indexed + 1) * 4 > self.slots.len() * 3 {
+            self.grow_index();
+        }
+        self.place(id);
+        self.indexed += 1;
+    }
+
+    fn place(&mut self, id: NodeId) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home_slot(id);
+        while self.slots[i] != NIL {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = id;
+    }
+
+    fn grow_index(&mut self) {
+        let len = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, vec![NIL; len]);
+        for id in old.into_iter().filter(|&id| id != NIL) {
+            self.place(id);
+        }
+    }
+
+    /// Removes `id` with backward-shift deletion, so lookups never need
+    /// tombstones.
+    fn index_remove(&mut self, id: NodeId) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        let mut hole = self.home_slot(id);
+        loop {
+            match self.slots[hole] {
+                slot if slot == id => break,
+                NIL => return,
+                _ => hole = (hole + 1) & mask,
+            }
+        }
+        let mut probe = hole;
+        loop {
+            probe = (probe + 1) & mask;
+            let candidate = self.slots[probe];
+            if candidate == NIL {
+                break;
+            }
+            let home = self.home_slot(candidate);
+            // The candidate may fill the hole if the hole lies on its probe
+            // path, i.e. no farther from its home than its current slot.
+            if probe.wrapping_sub(home) & mask >= probe.wrapping_sub(hole) & mask {
+                self.slots[hole] = candidate;
+                hole = probe;
+            }
+        }
+        self.slots[hole] = NIL;
+        self.indexed -= 1;
+    }
+}
+
+/// The ids of a node's children, oldest first.
+pub(crate) struct ChildIds<'a> {
+    store: &'a NodeStore,
+    next: NodeId,
+}
+
+impl Iterator for ChildIds<'_> {
+    type Item = NodeId;
+
+    fn next(&mut self) -> Option<NodeId> {
+        if self.next == NIL {
+            return None;
+        }
+        let id = self.next;
+        self.next = self.store.get(id).next_sibling;
+        Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> NodeStore {
+        NodeStore::new(&PersistedStat::default(), AclRef::default())
+    }
+
+    fn add(store: &mut NodeStore, parent: NodeId, name: &str) -> NodeId {
+        let id = store
+            .alloc(
+                parent,
+                name,
+                b"",
+                AclRef::default(),
+                &PersistedStat::default(),
+            )
+            .unwrap();
+        store.attach(id);
+        id
+    }
+
+    fn names(store: &NodeStore, id: NodeId) -> Vec<String> {
+        store
+            .children(id)
+            .map(|c| store.get(c).name().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn node_is_compact() {
+        assert_eq!(std::mem::size_of::<Node>(), 104);
+    }
+
+    #[test]
+    fn lookup_attach_detach_and_reattach_in_place() {
+        let mut s = store();
+        let a = add(&mut s, ROOT, "a");
+        let ids: Vec<NodeId> = ["x", "y", "z", "w"]
+            .iter()
+            .map(|n| add(&mut s, a, n))
+            .collect();
+        assert_eq!(names(&s, a), ["x", "y", "z", "w"]);
+        assert_eq!(s.lookup("/a/z"), Some(ids[2]));
+        assert_eq!(s.lookup("/a/q"), None);
+        assert_eq!(s.lookup("/a/"), None);
+        assert_eq!(s.lookup("a"), None);
+        assert_eq!(s.lookup(""), Some(ROOT));
+        assert_eq!(s.path_of(ids[3]), "/a/w");
+        // Remove from each position and put back: order must be restored.
+        for &victim in &ids {
+            let next = s.detach(victim);
+            assert_eq!(s.get(a).num_children(), 3);
+            assert!(!names(&s, a).contains(&s.get(victim).name().to_owned()));
+            assert_eq!(s.lookup(&s.path_of(victim)), None);
+            s.attach_before(victim, next);
+            assert_eq!(names(&s, a), ["x", "y", "z", "w"]);
+            assert_eq!(s.lookup(&s.path_of(victim)), Some(victim));
+        }
+        // Nested undo: remove two, restore in reverse order.
+        let n1 = s.detach(ids[1]);
+        let n2 = s.detach(ids[2]);
+        assert_eq!(names(&s, a), ["x", "w"]);
+        s.attach_before(ids[2], n2);
+        s.attach_before(ids[1], n1);
+        assert_eq!(names(&s, a), ["x", "y", "z", "w"]);
+        // Remove all, then append again.
+        for &id in &ids {
+            s.detach(id);
+        }
+        assert_eq!(names(&s, a), Vec::<String>::new());
+        s.attach(ids[0]);
+        assert_eq!(names(&s, a), ["x"]);
+    }
+
+    #[test]
+    fn index_survives_growth_and_many_removals() {
+        let mut s = store();
+        let parents: Vec<NodeId> = (0..4)
+            .map(|i| add(&mut s, ROOT, &format!("p{i}")))
+            .collect();
+        let mut ids = Vec::new();
+        for i in 0..5000 {
+            let parent = parents[i % 4];
+            ids.push((
+                parent,
+                format!("n{i}"),
+                add(&mut s, parent, &format!("n{i}")),
+            ));
+        }
+        for (k, (parent, name, id)) in ids.iter().enumerate() {
+            if k % 3 == 0 {
+                s.detach(*id);
+                s.free(*id);
+            } else {
+                assert_eq!(s.child(*parent, name), Some(*id));
+            }
+        }
+        for (k, (parent, name, id)) in ids.iter().enumerate() {
+            let expected = (k % 3 != 0).then_some(*id);
+            assert_eq!(s.child(*parent, name), expected, "{name}");
+        }
+        assert_eq!(s.live(), 1 + 4 + 5000 - 1667);
+        // Freed slots are reused.
+        let before = s.nodes.len();
+        add(&mut s, ROOT, "again");
+        assert_eq!(s.nodes.len(), before);
+    }
+}
