@@ -1,0 +1,750 @@
+//! One client connection: the handshake, then three tasks.
+//!
+//! - The reader decodes requests in order, prepares writes and hands them to
+//!   the pipeline at once (so one client's writes can share a log sync), and
+//!   queues every request's place in line.
+//! - The responder walks that line in order: it waits for a write's outcome,
+//!   or runs a read once everything before it has completed. Replies therefore
+//!   leave in request order, and a read sees the client's own earlier writes.
+//! - The writer drains the outbound queue (replies and watch events) to the
+//!   socket, flushing when the queue runs dry.
+//!
+//! Malformed or oversized frames close this connection and no other.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit};
+use tracing::{debug, info, warn};
+
+use crate::acl;
+use crate::jute::Record;
+use crate::proto::codes::MAX_FRAME_LEN;
+use crate::proto::records::{
+    decode_request, encode_reply, ConnectRequest, ConnectResponse, MultiOp, MultiResult,
+    ReplyHeader, Request, Response,
+};
+use crate::proto::{ErrorCode, Id, OpCode};
+use crate::txn::{Applied, Txn, TxnOp, TxnResult};
+
+use super::prep::{self, PrepContext, Rejected};
+use super::read::{self, ReadContext};
+use super::session::session_password;
+use super::stats::ConnStats;
+use super::{fourlw, pipeline, ConnEntry, ConnId, Outbound, Shared};
+
+/// Frames queued for the socket. A client that stops reading while its
+/// queue fills is disconnected rather than buffered without bound.
+const OUTBOUND_CAPACITY: usize = 8192;
+/// How long a new connection may take to send its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the reader stopped.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame length {0} is outside 0..={MAX_FRAME_LEN}")]
+    BadLength(i64),
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
+
+/// A request's place in the reply line.
+enum Pending {
+    /// A reply already decided (errors found while preparing, auth).
+    Ready {
+        frame: Vec<u8>,
+        permit: Option<OwnedSemaphorePermit>,
+    },
+    Write {
+        xid: i32,
+        op: i32,
+        multi_ops: Vec<i32>,
+        outcome: oneshot::Receiver<Applied>,
+        started: tokio::time::Instant,
+        permit: OwnedSemaphorePermit,
+    },
+    Read {
+        xid: i32,
+        request: Request,
+        started: tokio::time::Instant,
+        permit: OwnedSemaphorePermit,
+    },
+    /// Flush what came before, then close.
+    Close,
+}
+
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let mut write_half = write_half;
+
+    let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_i32()).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            debug!(%remote, error = %e, "connection closed before its handshake");
+            return;
+        }
+        Err(_) => {
+            debug!(%remote, "no handshake within {HANDSHAKE_TIMEOUT:?}; closing");
+            return;
+        }
+    };
+    // Before a session exists, the first four bytes may be a four-letter word
+    // rather than a length.
+    if let Some(word) = fourlw::word_from_prefix(first) {
+        let answer = fourlw::answer(&shared, word);
+        let _ = write_half.write_all(answer.as_bytes()).await;
+        let _ = write_half.shutdown().await;
+        return;
+    }
+    let handshake = match read_body(&mut reader, first).await {
+        Ok(body) => body,
+        Err(e) => {
+            warn!(%remote, error = %e, "bad handshake; closing");
+            return;
+        }
+    };
+    let request = match ConnectRequest::from_bytes(&handshake) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(%remote, error = %e, "malformed connect request; closing");
+            return;
+        }
+    };
+
+    let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    let conn_id = shared.next_conn_id();
+    let kill = Arc::new(Notify::new());
+    let writer = tokio::spawn(write_loop(write_half, outbound_rx));
+
+    let Some((session_id, timeout_ms)) =
+        establish_session(&shared, &request, remote, conn_id, &outbound_tx).await
+    else {
+        let _ = outbound_tx.send(Outbound::Close).await;
+        drop(outbound_tx);
+        let _ = writer.await;
+        return;
+    };
+
+    let stats = Arc::new(ConnStats::default());
+    let auth = vec![Id::new("ip", remote.ip().to_string())];
+    shared.hub().conns.insert(
+        conn_id,
+        ConnEntry {
+            session_id,
+            remote,
+            auth: auth.clone(),
+            outbound: outbound_tx.clone(),
+            kill: kill.clone(),
+            stats: stats.clone(),
+            session_timeout_ms: timeout_ms,
+            established_ms: shared.clock.wall_ms(),
+        },
+    );
+    // A session lives on one connection at a time: a client that reconnects
+    // before its old connection was noticed dead takes the session over.
+    let previous = shared.sessions().owner.insert(session_id, conn_id);
+    if let Some(previous) = previous.filter(|p| *p != conn_id) {
+        if let Some(old) = shared.hub().conns.get(&previous) {
+            info!(
+                session = format_args!("0x{session_id:x}"),
+                "session moved to a new connection; closing the old one"
+            );
+            let _ = old.outbound.try_send(Outbound::Close);
+            old.kill.notify_one();
+        }
+    }
+    info!(
+        session = format_args!("0x{session_id:x}"),
+        %remote,
+        timeout_ms,
+        "session established"
+    );
+
+    let (line_tx, line_rx) = mpsc::unbounded_channel();
+    let ctx = ConnCtx {
+        shared: shared.clone(),
+        conn_id,
+        session_id,
+        remote,
+        auth,
+        stats: stats.clone(),
+    };
+    let responder = tokio::spawn(respond_loop(
+        shared.clone(),
+        conn_id,
+        session_id,
+        line_rx,
+        outbound_tx.clone(),
+        stats,
+    ));
+
+    let outcome = tokio::select! {
+        r = read_loop(ctx, &mut reader, &line_tx) => r,
+        _ = kill.notified() => Ok(()),
+    };
+    if let Err(e) = outcome {
+        match e {
+            ConnError::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                debug!(session = format_args!("0x{session_id:x}"), %remote, "client closed the connection")
+            }
+            e => {
+                warn!(session = format_args!("0x{session_id:x}"), %remote, error = %e, "closing connection")
+            }
+        }
+    }
+    // Let the replies already in line go out, then close.
+    let _ = line_tx.send(Pending::Close);
+    drop(line_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), responder).await;
+    drop(outbound_tx);
+    {
+        let mut hub = shared.hub();
+        hub.conns.remove(&conn_id);
+        hub.watches.remove_watcher(conn_id);
+    }
+    {
+        let mut sessions = shared.sessions();
+        if sessions.owner.get(&session_id) == Some(&conn_id) {
+            sessions.owner.remove(&session_id);
+        }
+    }
+    writer.abort();
+    debug!(session = format_args!("0x{session_id:x}"), %remote, "connection closed");
+}
+
+/// Validates the connect request and creates or resumes the session.
+/// Returns the session and its timeout, or `None` after telling the client
+/// why not (or closing on it).
+async fn establish_session(
+    shared: &Shared,
+    req: &ConnectRequest,
+    remote: SocketAddr,
+    conn_id: ConnId,
+    outbound: &mpsc::Sender<Outbound>,
+) -> Option<(i64, i32)> {
+    let last_zxid = shared.tree().last_zxid();
+    if req.last_zxid_seen > last_zxid {
+        // The client has seen a newer state than this server holds; serving it
+        // would take it back in time.
+        warn!(
+            %remote,
+            "refusing session request: client has seen zxid 0x{:x}, our last zxid is 0x{:x}; client must try another server",
+            req.last_zxid_seen, last_zxid
+        );
+        return None;
+    }
+    let opts = &shared.options;
+    let timeout_ms = req
+        .timeout_ms
+        .clamp(opts.min_session_timeout_ms(), opts.max_session_timeout_ms());
+    let refuse = |why: &str| {
+        info!(%remote, session = format_args!("0x{:x}", req.session_id), "{why}");
+        ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: 0,
+            session_id: 0,
+            password: vec![0; 16],
+            read_only: req.read_only.map(|_| false),
+        }
+    };
+    let (session_id, timeout_ms) = if req.session_id != 0 {
+        let known = shared.tree().session_timeout(req.session_id);
+        let alive = shared
+            .sessions()
+            .tracker
+            .touch(req.session_id, shared.elapsed_ms());
+        match known {
+            Some(timeout) if alive => {
+                if req.password != session_password(req.session_id) {
+                    let frame = connect_frame(&refuse("wrong password for session; refusing"));
+                    let _ = outbound.send(Outbound::Frame(frame)).await;
+                    return None;
+                }
+                (req.session_id, timeout)
+            }
+            _ => {
+                let frame = connect_frame(&refuse("session expired or unknown; refusing"));
+                let _ = outbound.send(Outbound::Frame(frame)).await;
+                return None;
+            }
+        }
+    } else {
+        let session_id = shared.sessions().ids.next_id();
+        let txn = Txn {
+            session_id,
+            cxid: 0,
+            time_ms: shared.clock.wall_ms(),
+            auth: Vec::new(),
+            op: TxnOp::CreateSession { timeout_ms },
+        };
+        let applied = pipeline::submit(shared, txn, Some(conn_id)).await?;
+        if applied.result != TxnResult::SessionCreated {
+            warn!(%remote, result = ?applied.result, "could not create a session");
+            return None;
+        }
+        shared
+            .sessions()
+            .tracker
+            .add(session_id, timeout_ms, shared.elapsed_ms());
+        (session_id, timeout_ms)
+    };
+    let response = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms,
+        session_id,
+        password: session_password(session_id),
+        read_only: req.read_only.map(|_| false),
+    };
+    outbound
+        .send(Outbound::Frame(connect_frame(&response)))
+        .await
+        .ok()?;
+    Some((session_id, timeout_ms))
+}
+
+fn connect_frame(response: &ConnectResponse) -> Vec<u8> {
+    let body = response.to_bytes();
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+async fn read_body(reader: &mut BufReader<OwnedReadHalf>, len: i32) -> Result<Vec<u8>, ConnError> {
+    if len < 0 || len as usize > MAX_FRAME_LEN {
+        return Err(ConnError::BadLength(i64::from(len)));
+    }
+    let mut body = vec![0u8; len as usize];
+    reader.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// The reader's view of its connection.
+struct ConnCtx {
+    shared: Arc<Shared>,
+    conn_id: ConnId,
+    session_id: i64,
+    remote: SocketAddr,
+    auth: Vec<Id>,
+    stats: Arc<ConnStats>,
+}
+
+async fn read_loop(
+    mut ctx: ConnCtx,
+    reader: &mut BufReader<OwnedReadHalf>,
+    line: &mpsc::UnboundedSender<Pending>,
+) -> Result<(), ConnError> {
+    loop {
+        let len = reader.read_i32().await?;
+        let frame = read_body(reader, len).await?;
+        let (header, request) =
+            decode_request(&frame).map_err(|e| ConnError::Malformed(e.to_string()))?;
+        ctx.stats.packets_received.fetch_add(1, Relaxed);
+        ctx.shared.stats.packets_received.fetch_add(1, Relaxed);
+        let alive = ctx
+            .shared
+            .sessions()
+            .tracker
+            .touch(ctx.session_id, ctx.shared.elapsed_ms());
+        if !alive {
+            info!(
+                session = format_args!("0x{:x}", ctx.session_id),
+                "request on an expired session; closing"
+            );
+            return Ok(());
+        }
+        // Waiting here, before reading on, is the backpressure that keeps the
+        // number of requests in flight within globalOutstandingLimit.
+        let permit = ctx
+            .shared
+            .outstanding
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ConnError::Io(std::io::ErrorKind::BrokenPipe.into()))?;
+        let keep_going = handle_request(&mut ctx, header.xid, request, permit, line).await;
+        if !keep_going {
+            return Ok(());
+        }
+    }
+}
+
+/// Routes one request into the reply line. Returns false when the connection
+/// must close after what is queued.
+async fn handle_request(
+    ctx: &mut ConnCtx,
+    xid: i32,
+    request: Request,
+    permit: OwnedSemaphorePermit,
+    line: &mpsc::UnboundedSender<Pending>,
+) -> bool {
+    let started = tokio::time::Instant::now();
+    let shared = ctx.shared.clone();
+    let last_zxid = || shared.tree().last_zxid();
+    let ready = |xid: i32, zxid: i64, err: ErrorCode, body: Response, permit| Pending::Ready {
+        frame: encode_reply(
+            &ReplyHeader {
+                xid,
+                zxid,
+                err: err.code(),
+            },
+            &body,
+        ),
+        permit,
+    };
+    match request {
+        Request::Auth { scheme, auth, .. } => {
+            let ok = add_auth(ctx, &scheme, &auth);
+            if ok {
+                let _ = line.send(ready(xid, 0, ErrorCode::Ok, Response::Empty, Some(permit)));
+                true
+            } else {
+                warn!(session = format_args!("0x{:x}", ctx.session_id), %scheme, "authentication failed; closing");
+                let _ = line.send(ready(
+                    xid,
+                    0,
+                    ErrorCode::AuthFailed,
+                    Response::Empty,
+                    Some(permit),
+                ));
+                let _ = line.send(Pending::Close);
+                false
+            }
+        }
+        Request::Sasl { .. } => {
+            // No SASL mechanism is configured: Apache answers AuthFailed and
+            // closes.
+            let _ = line.send(ready(
+                xid,
+                0,
+                ErrorCode::AuthFailed,
+                Response::Sasl { token: Vec::new() },
+                Some(permit),
+            ));
+            let _ = line.send(Pending::Close);
+            false
+        }
+        Request::Reconfig { .. } => {
+            let _ = line.send(ready(
+                xid,
+                last_zxid(),
+                ErrorCode::ReconfigDisabled,
+                Response::Empty,
+                Some(permit),
+            ));
+            true
+        }
+        Request::Unknown { op } => {
+            // Apache also closes the connection here; answering and carrying
+            // on costs nothing and keeps a confused client's session alive.
+            warn!(
+                session = format_args!("0x{:x}", ctx.session_id),
+                op, "unknown opcode"
+            );
+            let _ = line.send(ready(
+                xid,
+                last_zxid(),
+                ErrorCode::Unimplemented,
+                Response::Empty,
+                Some(permit),
+            ));
+            true
+        }
+        request => {
+            let prep_ctx = PrepContext {
+                session_id: ctx.session_id,
+                cxid: xid,
+                time_ms: shared.clock.wall_ms(),
+                auth: &ctx.auth,
+                extended_types_enabled: shared.options.config.extended_types_enabled,
+            };
+            let closing = matches!(request, Request::CloseSession);
+            match prep::prepare(&request, &prep_ctx) {
+                None => {
+                    let _ = line.send(Pending::Read {
+                        xid,
+                        request,
+                        started,
+                        permit,
+                    });
+                    true
+                }
+                Some(Err(Rejected::Error(code))) => {
+                    let _ = line.send(ready(xid, last_zxid(), code, Response::Empty, Some(permit)));
+                    true
+                }
+                Some(Err(Rejected::Multi(results))) => {
+                    let _ = line.send(ready(
+                        xid,
+                        last_zxid(),
+                        ErrorCode::Ok,
+                        Response::Multi(results),
+                        Some(permit),
+                    ));
+                    true
+                }
+                Some(Ok(txn)) => {
+                    let multi_ops = match &request {
+                        Request::Multi(ops) => ops.iter().map(multi_op_code).collect(),
+                        _ => Vec::new(),
+                    };
+                    let Some(outcome) = pipeline::propose(&shared, txn, Some(ctx.conn_id)).await
+                    else {
+                        return false;
+                    };
+                    let _ = line.send(Pending::Write {
+                        xid,
+                        op: request.op_code(),
+                        multi_ops,
+                        outcome,
+                        started,
+                        permit,
+                    });
+                    if closing {
+                        let _ = line.send(Pending::Close);
+                    }
+                    !closing
+                }
+            }
+        }
+    }
+}
+
+fn multi_op_code(op: &MultiOp) -> i32 {
+    match op {
+        MultiOp::Create { op, .. } => *op,
+        MultiOp::Delete { .. } => OpCode::Delete as i32,
+        MultiOp::SetData { .. } => OpCode::SetData as i32,
+        MultiOp::Check { .. } => OpCode::Check as i32,
+    }
+}
+
+/// addauth: returns false when the scheme is unknown or the credentials bad.
+fn add_auth(ctx: &mut ConnCtx, scheme: &str, auth: &[u8]) -> bool {
+    let mut new_ids = Vec::new();
+    match scheme {
+        "digest" => {
+            let Ok(user_password) = std::str::from_utf8(auth) else {
+                return false;
+            };
+            if !user_password.contains(':') {
+                return false;
+            }
+            new_ids.push(Id::new("digest", acl::digest(user_password)));
+            if let Some(super_digest) = &ctx.shared.options.config.super_digest {
+                if acl::super_digest_matches(super_digest, user_password) {
+                    info!(
+                        session = format_args!("0x{:x}", ctx.session_id),
+                        "authenticated as super user"
+                    );
+                    new_ids.push(Id::new("super", ""));
+                }
+            }
+        }
+        "ip" => new_ids.push(Id::new("ip", ctx.remote.ip().to_string())),
+        _ => return false,
+    }
+    for id in new_ids {
+        if !ctx.auth.contains(&id) {
+            // The connection's own ip id stays last, where Apache lists it.
+            let at = ctx.auth.len().saturating_sub(1);
+            ctx.auth.insert(at, id);
+        }
+    }
+    if let Some(entry) = ctx.shared.hub().conns.get_mut(&ctx.conn_id) {
+        entry.auth = ctx.auth.clone();
+    }
+    true
+}
+
+async fn respond_loop(
+    shared: Arc<Shared>,
+    conn_id: ConnId,
+    session_id: i64,
+    mut line: mpsc::UnboundedReceiver<Pending>,
+    outbound: mpsc::Sender<Outbound>,
+    stats: Arc<ConnStats>,
+) {
+    while let Some(pending) = line.recv().await {
+        let (frames, latency) = match pending {
+            Pending::Close => {
+                let _ = outbound.send(Outbound::Close).await;
+                return;
+            }
+            Pending::Ready { frame, permit } => {
+                drop(permit);
+                (vec![frame], None)
+            }
+            Pending::Write {
+                xid,
+                op,
+                multi_ops,
+                outcome,
+                started,
+                permit,
+            } => {
+                let reply = match outcome.await {
+                    Ok(applied) => write_reply(xid, op, &multi_ops, applied),
+                    // The pipeline stopped (shutdown): the client will retry
+                    // elsewhere or after reconnecting.
+                    Err(_) => {
+                        let _ = outbound.send(Outbound::Close).await;
+                        return;
+                    }
+                };
+                stats.last_zxid.store(reply.1, Relaxed);
+                drop(permit);
+                (vec![reply.0], Some(started.elapsed()))
+            }
+            Pending::Read {
+                xid,
+                request,
+                started,
+                permit,
+            } => {
+                let auth = shared
+                    .hub()
+                    .conns
+                    .get(&conn_id)
+                    .map(|c| c.auth.clone())
+                    .unwrap_or_default();
+                let ctx = ReadContext {
+                    conn: conn_id,
+                    session_id,
+                    auth: &auth,
+                };
+                let Some(outcome) = read::execute(&shared, &ctx, &request) else {
+                    continue;
+                };
+                let mut frames = outcome.events_before;
+                frames.push(encode_reply(
+                    &ReplyHeader {
+                        xid,
+                        zxid: outcome.zxid,
+                        err: outcome.err.code(),
+                    },
+                    &outcome.body,
+                ));
+                drop(permit);
+                (frames, Some(started.elapsed()))
+            }
+        };
+        if let Some(latency) = latency {
+            let ms = latency.as_millis() as i64;
+            shared.stats.latency.record(ms);
+            stats.latency.record(ms);
+            stats.last_latency_ms.store(ms, Relaxed);
+        }
+        stats
+            .last_response_ms
+            .store(shared.clock.wall_ms(), Relaxed);
+        for frame in frames {
+            stats.packets_sent.fetch_add(1, Relaxed);
+            shared.stats.packets_sent.fetch_add(1, Relaxed);
+            if outbound.send(Outbound::Frame(frame)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The reply to a write, and the zxid it carries.
+fn write_reply(xid: i32, op: i32, multi_ops: &[i32], applied: Applied) -> (Vec<u8>, i64) {
+    let zxid = applied.zxid;
+    let (err, body) = match applied.result {
+        TxnResult::Error(code) => (code, Response::Empty),
+        TxnResult::Created { path, stat } => {
+            if op == OpCode::Create as i32 {
+                (ErrorCode::Ok, Response::Create { path })
+            } else {
+                (ErrorCode::Ok, Response::Create2 { path, stat })
+            }
+        }
+        TxnResult::DataSet { stat } | TxnResult::AclSet { stat } => {
+            (ErrorCode::Ok, Response::Stat { stat })
+        }
+        TxnResult::Checked => (
+            ErrorCode::Ok,
+            Response::Stat {
+                stat: Default::default(),
+            },
+        ),
+        TxnResult::Multi(results) => {
+            let results = results
+                .into_iter()
+                .zip(multi_ops.iter().copied().chain(std::iter::repeat(0)))
+                .map(|(r, op)| multi_result(r, op))
+                .collect();
+            (ErrorCode::Ok, Response::Multi(results))
+        }
+        TxnResult::Deleted | TxnResult::SessionClosed | TxnResult::SessionCreated => {
+            (ErrorCode::Ok, Response::Empty)
+        }
+    };
+    let frame = encode_reply(
+        &ReplyHeader {
+            xid,
+            zxid,
+            err: err.code(),
+        },
+        &body,
+    );
+    (frame, zxid)
+}
+
+fn multi_result(result: TxnResult, op: i32) -> MultiResult {
+    match result {
+        TxnResult::Created { path, stat } => {
+            if op == OpCode::Create as i32 {
+                MultiResult::Create { path }
+            } else {
+                MultiResult::Create2 { path, stat }
+            }
+        }
+        TxnResult::Deleted => MultiResult::Delete,
+        TxnResult::DataSet { stat } => MultiResult::SetData { stat },
+        TxnResult::Checked => MultiResult::Check,
+        TxnResult::Error(code) => MultiResult::Error { err: code.code() },
+        other => {
+            warn!(result = ?other, "unexpected result inside a multi");
+            MultiResult::Error {
+                err: ErrorCode::SystemError.code(),
+            }
+        }
+    }
+}
+
+/// Writes frames to the socket, batching them until the queue runs dry.
+async fn write_loop(write_half: OwnedWriteHalf, mut rx: mpsc::Receiver<Outbound>) {
+    let mut out = BufWriter::with_capacity(64 * 1024, write_half);
+    while let Some(item) = rx.recv().await {
+        let mut item = Some(item);
+        while let Some(current) = item.take() {
+            match current {
+                Outbound::Frame(frame) => {
+                    if out.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+                Outbound::Close => {
+                    let _ = out.flush().await;
+                    let _ = out.shutdown().await;
+                    return;
+                }
+            }
+            item = rx.try_recv().ok();
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The write pipeline: prepared transactions are sequenced, applied to the data
+//! tree in batches, and their watch events queued to the connections that
+//! asked for them, before each writer is told its result.
+//!
+//! This is where durability and replication slot in: a batch is the unit that
+//! will be appended to the log with one fsync (group commit) or proposed to
+//! the ensemble, before it is applied. Nothing here knows about sockets.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::acl;
+use crate::proto::codes::perms;
+use crate::proto::records::{encode_watch_event, WatcherEvent};
+use crate::proto::KeeperState;
+use crate::txn::{Applied, Txn, TxnResult};
+
+use super::{ConnId, Hub, Outbound, Shared};
+
+/// Proposals waiting to be sequenced; senders wait when it is full.
+pub const QUEUE_CAPACITY: usize = 4096;
+/// The most transactions applied under one hold of the tree lock, so readers
+/// are never locked out for long.
+const MAX_BATCH: usize = 512;
+
+/// A write on its way through the pipeline.
+#[derive(Debug)]
+pub struct Proposal {
+    pub txn: Txn,
+    /// The connection that sent it, if any (none for expiry and cleanup).
+    pub origin: Option<ConnId>,
+    pub done: oneshot::Sender<Applied>,
+}
+
+/// Sends a transaction into the pipeline and returns the receiver of its
+/// outcome; `None` once the pipeline has stopped.
+pub async fn propose(
+    shared: &Shared,
+    txn: Txn,
+    origin: Option<ConnId>,
+) -> Option<oneshot::Receiver<Applied>> {
+    let (done, rx) = oneshot::channel();
+    shared
+        .proposals
+        .send(Proposal { txn, origin, done })
+        .await
+        .ok()?;
+    Some(rx)
+}
+
+/// Proposes and waits for the outcome.
+pub async fn submit(shared: &Shared, txn: Txn, origin: Option<ConnId>) -> Option<Applied> {
+    propose(shared, txn, origin).await?.await.ok()
+}
+
+pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Proposal>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        {
+            let mut tree = shared.tree_mut();
+            let mut hub = shared.hub();
+            for proposal in batch.drain(..) {
+                let applied = tree.apply(&proposal.txn);
+                dispatch_events(&shared, &mut hub, &applied);
+                if applied.result == TxnResult::SessionClosed {
+                    end_session(&shared, &mut hub, proposal.txn.session_id, proposal.origin);
+                }
+                outcomes.push((proposal.done, applied));
+            }
+        }
+        // Writers hear back only after the batch's events are queued, so a
+        // client always sees a watch event before the reply that shows it the
+        // new state.
+        for (done, applied) in outcomes {
+            let _ = done.send(applied);
+        }
+    }
+    debug!("write pipeline stopped");
+}
+
+/// Queues the watch events an applied transaction triggers.
+fn dispatch_events(shared: &Shared, hub: &mut Hub, applied: &Applied) {
+    if applied.changes.is_empty() {
+        return;
+    }
+    let Hub { watches, conns } = hub;
+    let skip_acl = shared.options.skip_acl();
+    for change in &applied.changes {
+        let events = watches.trigger(change, |watcher, node_acl| {
+            conns
+                .get(&watcher)
+                .is_some_and(|c| acl::check(node_acl, perms::READ, &c.auth, skip_acl))
+        });
+        for (watcher, event) in events {
+            let Some(conn) = conns.get(&watcher) else {
+                continue;
+            };
+            let frame = encode_watch_event(
+                applied.zxid,
+                &WatcherEvent {
+                    event_type: event.event_type as i32,
+                    state: KeeperState::SyncConnected as i32,
+                    path: event.path,
+                },
+            );
+            if conn.outbound.try_send(Outbound::Frame(frame)).is_err() {
+                // The client is not reading its events. Dropping one would
+                // break the watch contract silently; closing the connection
+                // makes the client reconnect and re-register its watches.
+                warn!(
+                    session = format_args!("0x{:x}", conn.session_id),
+                    remote = %conn.remote,
+                    "closing a connection whose outbound queue is full"
+                );
+                shared
+                    .stats
+                    .slow_consumers_closed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                conn.kill.notify_one();
+            }
+        }
+    }
+}
+
+/// After a session is closed or expired: forget it and close any connection
+/// still carrying it, other than the one that asked for the close (which
+/// closes itself after sending its reply).
+fn end_session(shared: &Shared, hub: &mut Hub, session_id: i64, origin: Option<ConnId>) {
+    for (id, conn) in hub.conns.iter() {
+        if conn.session_id == session_id && Some(*id) != origin {
+            let _ = conn.outbound.try_send(Outbound::Close);
+            conn.kill.notify_one();
+        }
+    }
+    let mut sessions = shared.sessions();
+    sessions.tracker.remove(session_id);
+    sessions.owner.remove(&session_id);
+}
