@@ -33,7 +33,9 @@ pub struct Txn {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnOp {
     /// Registers a session in the replicated session table.
-    CreateSession { timeout_ms: i32 },
+    CreateSession {
+        timeout_ms: i32,
+    },
     /// Removes a session and every ephemeral it owns (client close or expiry).
     CloseSession,
     Create(CreateOp),
@@ -59,10 +61,14 @@ pub enum TxnOp {
     Multi(Vec<TxnOp>),
     /// Server-initiated: deletes a container that has had children and has none
     /// now. Re-checked at apply; a no-op result if the node no longer qualifies.
-    DeleteContainer { path: String },
+    DeleteContainer {
+        path: String,
+    },
     /// Server-initiated: deletes a TTL node unchanged for its TTL (judged
     /// against `Txn::time_ms`) and childless. Re-checked at apply.
-    DeleteExpiredTtl { path: String },
+    DeleteExpiredTtl {
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
