@@ -140,16 +140,18 @@ pub(super) fn probe(bytes: &[u8], salt: u32) -> Probe<'_> {
     })
 }
 
-/// Looks for a record that verifies at any byte position of `bytes` and whose
-/// index lies in `indexes`; returns its position. The index check comes
-/// before the checksum so that scanning garbage stays linear in practice.
+/// Looks for a record that verifies, starts before `starts_before` and whose
+/// index lies in `indexes`, at any byte position of `bytes`; returns its
+/// position. The index check comes before the checksum so that scanning
+/// garbage stays linear in practice.
 pub(super) fn find_valid_record(
     bytes: &[u8],
     salt: u32,
     indexes: std::ops::RangeInclusive<u64>,
+    starts_before: usize,
 ) -> Option<usize> {
     let last_start = bytes.len().checked_sub(MIN_RECORD_BYTES)?;
-    (0..=last_start).find(|&pos| {
+    (0..=last_start.min(starts_before.checked_sub(1)?)).find(|&pos| {
         let candidate = &bytes[pos..];
         let len = read_u32(candidate, 0) as usize;
         if !(IDS_BYTES..=IDS_BYTES + MAX_PAYLOAD_BYTES).contains(&len)
@@ -245,8 +247,9 @@ mod tests {
     fn search_finds_a_record_at_an_odd_offset() {
         let mut buf = vec![0xAB; 13];
         encode_record(&mut buf, salt(3), &entry(40, b"abc"));
-        assert_eq!(find_valid_record(&buf, salt(3), 40..=41), Some(13));
-        assert_eq!(find_valid_record(&buf, salt(3), 41..=50), None);
-        assert_eq!(find_valid_record(&buf[..20], salt(3), 40..=41), None);
+        assert_eq!(find_valid_record(&buf, salt(3), 40..=41, 14), Some(13));
+        assert_eq!(find_valid_record(&buf, salt(3), 40..=41, 13), None);
+        assert_eq!(find_valid_record(&buf, salt(3), 41..=50, 14), None);
+        assert_eq!(find_valid_record(&buf[..20], salt(3), 40..=41, 14), None);
     }
 }

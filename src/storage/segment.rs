@@ -84,7 +84,9 @@ pub(super) fn segment_path(dir: &Path, first_index: u64) -> PathBuf {
 /// The first index a segment file name encodes, if `name` is one.
 pub(super) fn parse_segment_name(name: &str) -> Option<u64> {
     let hex = name.strip_prefix(NAME_PREFIX)?;
-    if hex.len() != NAME_HEX_DIGITS || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // Lowercase only, so that two names can never denote the same index.
+    let lowercase_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if hex.len() != NAME_HEX_DIGITS || !hex.bytes().all(lowercase_hex) {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
@@ -460,12 +462,12 @@ fn scan(bytes: &[u8], first_index: u64) -> Scan {
                 .map_or(0, |last| last + 1);
         let valid_after = valid_after.or_else(|| {
             let max_index = expected.saturating_add((rest.len() / MIN_RECORD_BYTES) as u64);
-            find_valid_record(
-                rest.get(1..).unwrap_or_default(),
-                salt,
-                expected..=max_index,
-            )
-            .map(|found| pos + 1 + found)
+            // A record starts with a nonzero length, so none starts in the
+            // zeros past the last nonzero byte.
+            let candidates = rest.get(1..).unwrap_or_default();
+            let starts_before = (garbage_end - pos).saturating_sub(1);
+            find_valid_record(candidates, salt, expected..=max_index, starts_before)
+                .map(|found| pos + 1 + found)
         });
         return Scan {
             offsets,
