@@ -11,6 +11,7 @@ pub mod config;
 pub mod jute;
 pub mod proto;
 pub mod server;
+pub mod storage;
 pub mod tree;
 pub mod txn;
 pub mod watch;
