@@ -106,11 +106,7 @@ fn run_foreground(config_path: PathBuf) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        std::fs::create_dir_all(options.data_dir())
-            .with_context(|| format!("creating dataDir {}", options.data_dir().display()))?;
-        let server = Server::bind(options.clone())
-            .await
-            .with_context(|| format!("binding the client port {}", options.client_addr))?;
+        let server = Server::open(options).await?;
         info!(config = %config_path.display(), version = zookeeper_rs::ZOOKEEPER_VERSION, "started");
         server.run(shutdown_signal()).await;
         info!("stopped");
