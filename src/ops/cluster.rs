@@ -44,7 +44,9 @@ pub enum ClusterError {
     ReadSpec { path: PathBuf, source: io::Error },
     #[error("{path}: {message}")]
     Spec { path: PathBuf, message: String },
-    #[error("server.{id} already exists at {path}; destroy it first (its data is never overwritten)")]
+    #[error(
+        "server.{id} already exists at {path}; destroy it first (its data is never overwritten)"
+    )]
     Exists { id: u64, path: PathBuf },
     #[error("port {port} on {host} (server.{id} {what}) is in use")]
     PortBusy {
@@ -375,7 +377,10 @@ pub enum Layout {
     /// Everything under one directory.
     Local { base: PathBuf },
     /// Where the `zookeeper@N` unit reads: `etc_dir/N/zoo.cfg`, `state_dir/N`.
-    Systemd { etc_dir: PathBuf, state_dir: PathBuf },
+    Systemd {
+        etc_dir: PathBuf,
+        state_dir: PathBuf,
+    },
 }
 
 /// One peer's files.
@@ -738,7 +743,11 @@ mod tests {
         let plan = EnsemblePlan::local(1, DEFAULT_HOST, port, 40_000).unwrap();
         assert!(matches!(
             check_ports_free(&plan, &[]),
-            Err(ClusterError::PortBusy { id: 1, what: "client port", .. })
+            Err(ClusterError::PortBusy {
+                id: 1,
+                what: "client port",
+                ..
+            })
         ));
     }
 }

@@ -48,11 +48,7 @@ where
     }
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
-        command.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(io::Error::from)
-        });
+        command.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
     }
     command.spawn()
 }
@@ -100,7 +96,11 @@ const AFTER_KILL: Duration = Duration::from_secs(10);
 /// Sends SIGTERM and waits up to `grace` for the process to exit, then sends
 /// SIGKILL.
 pub fn stop(pid: u32, grace: Duration) -> Result<Stopped, StopError> {
-    let Some(target) = i32::try_from(pid).ok().filter(|p| *p > 0).map(Pid::from_raw) else {
+    let Some(target) = i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .map(Pid::from_raw)
+    else {
         return Ok(Stopped::NotRunning);
     };
     if !is_running(pid) {
@@ -153,8 +153,14 @@ mod tests {
             assert!(Instant::now() < deadline, "the child wrote nothing");
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(stop(pid, Duration::from_secs(10)).unwrap(), Stopped::Gracefully);
+        assert_eq!(
+            stop(pid, Duration::from_secs(10)).unwrap(),
+            Stopped::Gracefully
+        );
         reaper.join().unwrap().unwrap();
-        assert_eq!(stop(pid, Duration::from_secs(1)).unwrap(), Stopped::NotRunning);
+        assert_eq!(
+            stop(pid, Duration::from_secs(1)).unwrap(),
+            Stopped::NotRunning
+        );
     }
 }

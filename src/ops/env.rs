@@ -100,7 +100,9 @@ pub fn log_file_name() -> String {
 /// [`log_dir`], else in the dataDir.
 pub fn daemon_out_path(data_dir: &Path) -> PathBuf {
     let name = format!("zookeeper-{}-server-{}.out", user_name(), host_name());
-    log_dir().unwrap_or_else(|| data_dir.to_path_buf()).join(name)
+    log_dir()
+        .unwrap_or_else(|| data_dir.to_path_buf())
+        .join(name)
 }
 
 /// The user's name: `USER`, else the password database's name for our uid,
@@ -241,10 +243,7 @@ mod tests {
         .unwrap();
         assert_eq!(raw.data_dir().unwrap(), PathBuf::from("/var/lib/zk"));
         assert_eq!(raw.get("clientPort"), Some("notanumber"));
-        assert_eq!(
-            raw.server_lines(),
-            vec![(1, "a:1:2"), (2, "b:1:2;2182")]
-        );
+        assert_eq!(raw.server_lines(), vec![(1, "a:1:2"), (2, "b:1:2;2182")]);
         assert!(RawConfig::parse("tickTime=1\n", Path::new("z"))
             .unwrap()
             .data_dir()

@@ -68,6 +68,8 @@ pub fn stderr_is_journal() -> bool {
         return false;
     };
     match nix::sys::stat::fstat(io::stderr().as_raw_fd()) {
+        // dev_t and ino_t are narrower than u64 on some platforms.
+        #[allow(clippy::unnecessary_cast)]
         Ok(stat) => stat.st_dev as u64 == dev && stat.st_ino as u64 == ino,
         Err(_) => false,
     }
@@ -131,7 +133,9 @@ impl ReopenableFile {
 
     fn lock(&self) -> MutexGuard<'_, File> {
         // A panic while writing a log line leaves the file usable.
-        self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Opens the path again and writes there from now on; the old file is
@@ -203,9 +207,7 @@ pub fn init(
             Ok(layer) => {
                 let layer = layer
                     .with_field_prefix(Some(JOURNAL_FIELD_PREFIX.to_owned()))
-                    .with_custom_fields(
-                        my_id.map(|id| (JOURNAL_MYID_FIELD, id.to_string())),
-                    );
+                    .with_custom_fields(my_id.map(|id| (JOURNAL_MYID_FIELD, id.to_string())));
                 registry.with(layer).try_init()
             }
             Err(e) => {

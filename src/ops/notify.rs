@@ -151,7 +151,9 @@ pub async fn keep_watchdog(
         });
         match tokio::time::timeout(period / 2, &mut check).await {
             Ok(Ok(())) => notifier.watchdog(),
-            Ok(Err(e)) => warn!(error = %e, "the liveness check failed; withholding the watchdog ping"),
+            Ok(Err(e)) => {
+                warn!(error = %e, "the liveness check failed; withholding the watchdog ping")
+            }
             Err(_) => {
                 warn!(
                     "the server's state has stayed locked for over {:?}; withholding the watchdog ping",

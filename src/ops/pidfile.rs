@@ -83,7 +83,10 @@ impl Pidfile {
 }
 
 fn nix_pid(pid: u32) -> Option<Pid> {
-    i32::try_from(pid).ok().filter(|p| *p > 0).map(Pid::from_raw)
+    i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .map(Pid::from_raw)
 }
 
 /// Whether process `pid` exists and has not exited (a zombie waiting for its

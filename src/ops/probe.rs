@@ -118,8 +118,7 @@ pub fn ask(addr: SocketAddr, word: &str, timeout: Duration) -> io::Result<String
 pub fn ask_host(host: &str, port: u16, word: &str, timeout: Duration) -> io::Result<String> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = (bare, port).to_socket_addrs()?.collect();
-    let mut last_error =
-        io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"));
+    let mut last_error = io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"));
     for addr in addrs {
         match ask(reachable_addr(addr), word, timeout) {
             Ok(answer) => return Ok(answer),

@@ -85,9 +85,7 @@ fn server_lines(raw: &RawConfig) -> Vec<(u64, String)> {
 pub fn find_client_target(raw: &RawConfig) -> Lookup {
     let mut lookup = Lookup::default();
     let mut host = raw.get("clientPortAddress").map(str::to_owned);
-    let mut port = raw
-        .get("clientPort")
-        .and_then(|p| p.parse::<u16>().ok());
+    let mut port = raw.get("clientPort").and_then(|p| p.parse::<u16>().ok());
     if port.is_none() {
         match raw.my_id() {
             None => lookup.notes.push(
@@ -247,9 +245,9 @@ pub fn probe_peers(peers: &[Peer], timeout: Duration) -> Vec<PeerStatus> {
             .iter()
             .zip(asks)
             .map(|(peer, ask)| {
-                let answer = ask.join().unwrap_or_else(|_| {
-                    Err(std::io::Error::other("the probe thread panicked"))
-                });
+                let answer = ask
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the probe thread panicked")));
                 let mut status = PeerStatus {
                     id: peer.id,
                     role: peer.role.clone(),
@@ -400,12 +398,10 @@ mod tests {
 
     #[test]
     fn ensemble_peers_take_the_client_part_or_the_shared_client_port() {
-        let peers = ensemble_peers(&raw(
-            "dataDir=/x\nclientPort=2181\n\
+        let peers = ensemble_peers(&raw("dataDir=/x\nclientPort=2181\n\
              server.1=10.0.0.1:2888:3888\n\
              server.2=10.0.0.2:2888:3888;0.0.0.0:2182\n\
-             server.3=[fe80::1]:2888:3888:observer;127.0.0.1:2183\n",
-        ));
+             server.3=[fe80::1]:2888:3888:observer;127.0.0.1:2183\n"));
         let seen: Vec<(u64, &str, &str, u16)> = peers
             .iter()
             .map(|p| (p.id, p.role.as_str(), p.host.as_str(), p.port))
