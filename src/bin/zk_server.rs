@@ -378,6 +378,11 @@ fn start(path: &Path, wait: Duration, log_file: Option<&Path>) -> ExitCode {
             options.data_dir().display()
         ));
     }
+    // Another server on the port would answer the readiness probe in our
+    // server's place; catch the usual case before starting anything.
+    if let Err(e) = std::net::TcpListener::bind(options.client_addr) {
+        return failed(format!("cannot listen on {}: {e}", options.client_addr));
+    }
     let out = env::daemon_out_path(options.data_dir());
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
