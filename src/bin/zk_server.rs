@@ -264,7 +264,7 @@ async fn serve(
     info!(
         config = config_shown,
         version = zookeeper_rs::ZOOKEEPER_VERSION,
-        myid = options.server_id,
+        server_id = options.server_id,
         "started"
     );
 
