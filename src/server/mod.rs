@@ -195,6 +195,8 @@ pub struct Shared {
     next_conn_id: AtomicU64,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     pub shutting_down: AtomicBool,
+    /// Tells the write pipeline to drain and stop.
+    pub stop_pipeline: Notify,
 }
 
 impl Shared {
@@ -393,6 +395,7 @@ impl Server {
             next_conn_id: AtomicU64::new(1),
             per_ip: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
+            stop_pipeline: Notify::new(),
         });
         Server {
             shared,
@@ -464,9 +467,15 @@ impl Server {
         }
         expiry.abort();
         reaper.abort();
-        // The pipeline ends once every proposal sender is gone; connections
-        // hold senders through `shared`, so give them a bounded time.
-        let _ = tokio::time::timeout(Duration::from_secs(5), pipeline).await;
+        // Writes already queued are journaled and answered before the
+        // pipeline stops; the bound only matters if the disk hangs.
+        shared.stop_pipeline.notify_one();
+        if tokio::time::timeout(Duration::from_secs(10), pipeline)
+            .await
+            .is_err()
+        {
+            warn!("the write pipeline did not finish within 10 s; stopping anyway");
+        }
     }
 }
 

@@ -72,7 +72,18 @@ pub async fn submit(shared: &Shared, txn: Txn, origin: Option<ConnId>) -> Option
 
 pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Proposal>, mut journal: Journal) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = tokio::select! {
+            received = rx.recv_many(&mut batch, MAX_BATCH) => received,
+            _ = shared.stop_pipeline.notified() => {
+                // Refuse new proposals, finish the ones already queued.
+                rx.close();
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
         let txns: Vec<&Txn> = batch.iter().map(|p| &p.txn).collect();
         // The fsync blocks this thread, not the runtime's other tasks.
         let written = tokio::task::block_in_place(|| journal.append_durably(&txns));
