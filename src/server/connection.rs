@@ -12,7 +12,8 @@
 //! Malformed or oversized frames close this connection and no other.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,61 @@ enum ConnError {
     BadLength(i64),
     #[error("malformed request: {0}")]
     Malformed(String),
+}
+
+/// Reads of one connection that are in line but not yet executed.
+///
+/// Writes go to the pipeline as soon as they are read, but reads run later, in
+/// the responder. A write must therefore wait until every read sent before it
+/// has run, or the read would see (and set its watch after) the effect of a
+/// request the client sent after it.
+#[derive(Debug, Default)]
+struct ReadsInLine {
+    waiting: AtomicUsize,
+    /// Set when the responder stops: nothing will drain the line any more.
+    closed: AtomicBool,
+    drained: Notify,
+}
+
+impl ReadsInLine {
+    fn queued(&self) {
+        self.waiting.fetch_add(1, SeqCst);
+    }
+
+    fn executed(&self) {
+        if self.waiting.fetch_sub(1, SeqCst) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, SeqCst);
+        self.drained.notify_waiters();
+    }
+
+    /// Waits until every read queued so far has run (or the responder stopped).
+    async fn drained(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a wake-up between the check and
+            // the await is not lost.
+            notified.as_mut().enable();
+            if self.waiting.load(SeqCst) == 0 || self.closed.load(SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Marks the line closed however the responder ends.
+struct CloseOnDrop(Arc<ReadsInLine>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// A request's place in the reply line.
@@ -170,6 +226,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     );
 
     let (line_tx, line_rx) = mpsc::unbounded_channel();
+    let reads_in_line = Arc::new(ReadsInLine::default());
     let ctx = ConnCtx {
         shared: shared.clone(),
         conn_id,
@@ -177,6 +234,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         remote,
         auth,
         stats: stats.clone(),
+        reads_in_line: reads_in_line.clone(),
     };
     let responder = tokio::spawn(respond_loop(
         shared.clone(),
@@ -185,6 +243,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         line_rx,
         outbound_tx.clone(),
         stats,
+        reads_in_line,
     ));
 
     let outcome = tokio::select! {
@@ -336,6 +395,7 @@ struct ConnCtx {
     remote: SocketAddr,
     auth: Vec<Id>,
     stats: Arc<ConnStats>,
+    reads_in_line: Arc<ReadsInLine>,
 }
 
 async fn read_loop(
@@ -470,6 +530,7 @@ async fn handle_request(
             let closing = matches!(request, Request::CloseSession);
             match prep::prepare(&request, &prep_ctx) {
                 None => {
+                    ctx.reads_in_line.queued();
                     let _ = line.send(Pending::Read {
                         xid,
                         request,
@@ -497,6 +558,7 @@ async fn handle_request(
                         Request::Multi(ops) => ops.iter().map(multi_op_code).collect(),
                         _ => Vec::new(),
                     };
+                    ctx.reads_in_line.drained().await;
                     let Some(outcome) = pipeline::propose(&shared, txn, Some(ctx.conn_id)).await
                     else {
                         return false;
@@ -573,7 +635,9 @@ async fn respond_loop(
     mut line: mpsc::UnboundedReceiver<Pending>,
     outbound: mpsc::Sender<Outbound>,
     stats: Arc<ConnStats>,
+    reads_in_line: Arc<ReadsInLine>,
 ) {
+    let _close_line = CloseOnDrop(reads_in_line.clone());
     while let Some(pending) = line.recv().await {
         let (frames, latency) = match pending {
             Pending::Close => {
@@ -622,7 +686,9 @@ async fn respond_loop(
                     session_id,
                     auth: &auth,
                 };
-                let Some(outcome) = read::execute(&shared, &ctx, &request) else {
+                let outcome = read::execute(&shared, &ctx, &request);
+                reads_in_line.executed();
+                let Some(outcome) = outcome else {
                     continue;
                 };
                 let mut frames = outcome.events_before;

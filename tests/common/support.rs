@@ -1,0 +1,100 @@
+//! Small helpers shared by the behaviour tests: bounded async blocks, digest ids, raw
+//! requests, and the check that a server still serves after something went wrong.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use sha1::Digest as _;
+
+use super::raw::{op, Body, RawClient, RawStat, Reader};
+
+/// How long one raw-client step (connect, one reply) may take.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `future` on a fresh runtime, failing the test if it takes longer than `limit`.
+pub fn block_on<F: Future>(limit: Duration, future: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime");
+    runtime
+        .block_on(async { tokio::time::timeout(limit, future).await })
+        .unwrap_or_else(|_| panic!("test body did not finish within {limit:?}"))
+}
+
+/// `digest` scheme id for `user:password`, as the server computes it.
+pub fn digest_id(user: &str, password: &str) -> String {
+    let hash = sha1::Sha1::digest(format!("{user}:{password}").as_bytes());
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
+}
+
+/// A raw client with a fresh session.
+pub fn raw_client(addr: SocketAddr) -> RawClient {
+    RawClient::connect(addr, IO_TIMEOUT)
+        .unwrap_or_else(|e| panic!("opening a raw session on {addr}: {e}"))
+}
+
+/// A create request body: path, data, ACL and flags.
+pub fn create_body(path: &str, data: &[u8], acl: &[(i32, &str, &str)], flags: i32) -> Body {
+    Body::new().string(path).buffer(data).acls(acl).int(flags)
+}
+
+/// Creates a node with the open ACL; returns the error code (0 on success).
+pub fn raw_create(client: &mut RawClient, path: &str, data: &[u8], flags: i32) -> i32 {
+    client
+        .call(
+            op::CREATE,
+            &create_body(path, data, &[(31, "world", "anyone")], flags),
+        )
+        .expect("create")
+        .err
+}
+
+/// `exists` with an optional watch: the error code and, on success, the Stat.
+pub fn raw_exists(client: &mut RawClient, path: &str, watch: bool) -> (i32, Option<RawStat>) {
+    let reply = client
+        .call(op::EXISTS, &Body::new().string(path).boolean(watch))
+        .expect("exists");
+    let stat = (reply.err == 0).then(|| Reader::new(&reply.body).stat());
+    (reply.err, stat)
+}
+
+/// `setData` with any version; returns the error code.
+pub fn raw_set(client: &mut RawClient, path: &str, data: &[u8]) -> i32 {
+    client
+        .call(op::SET_DATA, &Body::new().string(path).buffer(data).int(-1))
+        .expect("setData")
+        .err
+}
+
+/// `delete` with any version; returns the error code.
+pub fn raw_delete(client: &mut RawClient, path: &str) -> i32 {
+    client
+        .call(op::DELETE, &Body::new().string(path).int(-1))
+        .expect("delete")
+        .err
+}
+
+/// Proves that `addr` still serves: a new session, a write and a read, and a clean close.
+pub fn assert_still_serves(addr: SocketAddr, what: &str) {
+    let mut client = RawClient::connect(addr, IO_TIMEOUT)
+        .unwrap_or_else(|e| panic!("after {what}: the server no longer accepts sessions: {e}"));
+    let path = format!("/still-serving-{}", client.session_id as u64);
+    assert_eq!(
+        raw_create(&mut client, &path, b"ok", 1),
+        0,
+        "after {what}: an ephemeral create failed"
+    );
+    let (err, stat) = raw_exists(&mut client, &path, false);
+    assert_eq!(err, 0, "after {what}: exists failed");
+    assert_eq!(stat.map(|s| s.data_length), Some(2));
+    client
+        .close()
+        .unwrap_or_else(|e| panic!("after {what}: closing the session: {e}"));
+}
