@@ -16,10 +16,10 @@ use zookeeper_client as zk;
 
 use common::raw::{op, watcher_type, Arrival, Body, ConnectParams, RawClient, Reader, WatchSet};
 use common::support::{
-    assert_still_serves, block_on, digest_id, raw_client, raw_create, raw_delete, raw_exists,
-    raw_set, IO_TIMEOUT,
+    assert_still_serves, block_on, digest_id, on_both, raw_client, raw_create, raw_delete,
+    raw_exists, raw_set, IO_TIMEOUT,
 };
-use common::{apache_available, connect, ApacheServer, Server, ZkUnderTest};
+use common::{connect, Server, ZkUnderTest};
 
 /// The longest any one test body may run.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -36,31 +36,6 @@ const NODE_CHILDREN_CHANGED: i32 = 4;
 const OK: i32 = 0;
 const NO_NODE: i32 = -101;
 const NO_WATCHER: i32 = -121;
-
-/// Generates `$name::zookeeper_rs` and `$name::apache_reference`, both running `$check` on a
-/// server started with `$cfg`.
-macro_rules! on_both {
-    ($name:ident, $cfg:expr, $check:path) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn zookeeper_rs() {
-                let server = Server::start_with($cfg);
-                $check(&server);
-            }
-
-            #[test]
-            fn apache_reference() {
-                if !apache_available() {
-                    return;
-                }
-                let server = ApacheServer::start_with($cfg);
-                $check(&server);
-            }
-        }
-    };
-}
 
 fn open() -> zk::CreateOptions<'static> {
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
@@ -1106,20 +1081,11 @@ fn super_user_bypasses_acls(server: &dyn ZkUnderTest) {
     });
 }
 
-#[test]
-fn super_digest_bypasses_acls_zookeeper_rs() {
-    let server = Server::start_with(&super_digest_cfg());
-    super_user_bypasses_acls(&server);
-}
-
-#[test]
-fn super_digest_bypasses_acls_apache_reference() {
-    if !apache_available() {
-        return;
-    }
-    let server = ApacheServer::start_with(&super_digest_cfg());
-    super_user_bypasses_acls(&server);
-}
+on_both!(
+    super_digest_bypasses_acls,
+    super_digest_cfg(),
+    super_user_bypasses_acls
+);
 
 fn skip_acl_disables_checks(server: &dyn ZkUnderTest) {
     let alice = digest_id("alice", "pw");

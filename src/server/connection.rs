@@ -44,6 +44,9 @@ use super::{fourlw, pipeline, ConnEntry, ConnId, Outbound, Shared};
 const OUTBOUND_CAPACITY: usize = 8192;
 /// How long a new connection may take to send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the last replies (an error before a close, the closeSession
+/// answer) may take to reach a client before the socket is dropped anyway.
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the reader stopped.
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +182,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let conn_id = shared.next_conn_id();
     let kill = Arc::new(Notify::new());
-    let writer = tokio::spawn(write_loop(write_half, outbound_rx));
+    let mut writer = tokio::spawn(write_loop(write_half, outbound_rx));
 
     let Some((session_id, timeout_ms)) =
         establish_session(&shared, &request, remote, conn_id, &outbound_tx).await
@@ -276,7 +279,14 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
             sessions.owner.remove(&session_id);
         }
     }
-    writer.abort();
+    // The responder's last frames may still be queued: let the writer send
+    // them, but not wait on a client that does not read.
+    if tokio::time::timeout(FINAL_FLUSH_TIMEOUT, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     debug!(session = format_args!("0x{session_id:x}"), %remote, "connection closed");
 }
 
@@ -481,8 +491,10 @@ async fn handle_request(
             }
         }
         Request::Sasl { .. } => {
-            // No SASL mechanism is configured: Apache answers AuthFailed and
-            // closes.
+            // No SASL mechanism is configured. Apache, lacking a login, answers
+            // Ok with an empty token and leaves the client unauthenticated
+            // without saying so; failing closed tells a client that relies on
+            // SASL the truth at once.
             let _ = line.send(ready(
                 xid,
                 0,

@@ -98,3 +98,33 @@ pub fn assert_still_serves(addr: SocketAddr, what: &str) {
         .close()
         .unwrap_or_else(|e| panic!("after {what}: closing the session: {e}"));
 }
+
+/// Generates `$name::zookeeper_rs` and `$name::apache_reference`, both running `$check` (a
+/// `fn(&dyn ZkUnderTest)` in the calling file) on a server started with the zoo.cfg lines `$cfg`. The Apache run
+/// proves that the expectations are Apache's, not ours.
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($name:ident, $cfg:expr, $check:ident) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[test]
+            fn zookeeper_rs() {
+                let server = $crate::common::Server::start_with(&$cfg);
+                super::$check(&server);
+            }
+
+            #[test]
+            fn apache_reference() {
+                if !$crate::common::apache_available() {
+                    return;
+                }
+                let server = $crate::common::ApacheServer::start_with(&$cfg);
+                super::$check(&server);
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both;
