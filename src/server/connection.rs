@@ -194,6 +194,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     };
 
     let stats = Arc::new(ConnStats::default());
+    if request.session_id == 0 {
+        // `cons` shows the session's creation as the connection's first
+        // operation, as Apache does.
+        note_answered(&stats, 0, OpCode::CreateSession as i32);
+    }
     let auth = vec![Id::new("ip", remote.ip().to_string())];
     shared.hub().conns.insert(
         conn_id,
@@ -678,6 +683,7 @@ async fn respond_loop(
                     }
                 };
                 stats.last_zxid.store(reply.1, Relaxed);
+                note_answered(&stats, xid, op);
                 drop(permit);
                 (vec![reply.0], Some(started.elapsed()))
             }
@@ -703,6 +709,8 @@ async fn respond_loop(
                 let Some(outcome) = outcome else {
                     continue;
                 };
+                stats.last_zxid.store(outcome.zxid, Relaxed);
+                note_answered(&stats, xid, request.op_code());
                 let mut frames = outcome.events_before;
                 frames.push(encode_reply(
                     &ReplyHeader {
@@ -733,6 +741,15 @@ async fn respond_loop(
             }
         }
     }
+}
+
+/// Records the last request answered, for `cons`. Special xids (pings,
+/// setWatches) are not a client's own request numbers and leave `lcxid` alone.
+fn note_answered(stats: &ConnStats, xid: i32, op: i32) {
+    if xid >= 0 {
+        stats.last_cxid.store(i64::from(xid), Relaxed);
+    }
+    stats.last_op.store(i64::from(op), Relaxed);
 }
 
 /// The reply to a write, and the zxid it carries.
