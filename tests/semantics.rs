@@ -17,9 +17,9 @@ use zookeeper_client as zk;
 use common::raw::{op, watcher_type, Arrival, Body, ConnectParams, RawClient, Reader, WatchSet};
 use common::support::{
     assert_still_serves, block_on, digest_id, on_both, raw_client, raw_create, raw_delete,
-    raw_exists, raw_set, IO_TIMEOUT,
+    raw_exists, raw_set, zkcli_script, IO_TIMEOUT,
 };
-use common::{connect, Server, ZkUnderTest};
+use common::{connect, zkcli_available, Server, ZkUnderTest};
 
 /// The longest any one test body may run.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -423,6 +423,28 @@ fn ttl_node_expires_when_unchanged_and_childless() {
             assert!(client.check_stat("/ttl-parent").await.unwrap().is_some());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // A TTL node that keeps changing outlives its TTL too; left alone, it goes.
+        client
+            .create("/ttl-busy", b"", &open().with_ttl(ttl))
+            .await
+            .unwrap();
+        let settle = Instant::now() + 2 * ttl;
+        while Instant::now() < settle {
+            client.set_data("/ttl-busy", b"tick", None).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (_, busy_watch) = client.check_and_watch_stat("/ttl-busy").await.unwrap();
+        let left_alone = Instant::now();
+        let deleted = fired(busy_watch, "the TTL node left alone").await;
+        assert_eq!(
+            kind(&deleted),
+            event(zk::EventType::NodeDeleted, "/ttl-busy")
+        );
+        assert!(
+            left_alone.elapsed() >= ttl / 2,
+            "deleted too soon after its last change"
+        );
+
         let (_, parent_watch) = client.check_and_watch_stat("/ttl-parent").await.unwrap();
         client.delete("/ttl-parent/kid", None).await.unwrap();
         let deleted = fired(parent_watch, "the emptied TTL node").await;
@@ -1179,4 +1201,40 @@ fn quotas_advisory(server: &dyn ZkUnderTest) {
     quotas(server, false)
 }
 on_both!(hard_quota_enforced, "enforceQuota=true", quotas_enforced);
+
+/// The quota set by Apache's own `setquota` is the one enforced, and `listquota` reads back
+/// what the server keeps.
+fn zkcli_setquota_is_enforced(server: &dyn ZkUnderTest) {
+    if !zkcli_available() {
+        return;
+    }
+    let output = zkcli_script(
+        server.addr(),
+        "create /zq\nsetquota -N 2 /zq\nlistquota /zq\nquit\n",
+    );
+    assert!(
+        output
+            .contains("Output quota for /zq count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2"),
+        "{}: listquota shows the hard limit:\n{output}",
+        server.name()
+    );
+    assert!(
+        output.contains("Output stat for /zq count=1,bytes=0"),
+        "{}: listquota shows the usage:\n{output}",
+        server.name()
+    );
+    block_on(TEST_LIMIT, async {
+        let client = connect(&server.connect_string()).await;
+        client.create("/zq/a", b"", &open()).await.unwrap();
+        assert_eq!(
+            client.create("/zq/b", b"", &open()).await.unwrap_err(),
+            zk::Error::QuotaExceeded
+        );
+    });
+}
+on_both!(
+    zkcli_setquota_hard_count_is_enforced,
+    "enforceQuota=true",
+    zkcli_setquota_is_enforced
+);
 on_both!(hard_quota_not_enforced_by_default, "", quotas_advisory);

@@ -2,7 +2,8 @@
 //!
 //! - The reader decodes requests in order, prepares writes and hands them to
 //!   the pipeline at once (so one client's writes can share a log sync), and
-//!   queues every request's place in line.
+//!   queues every request's place in line. A write waits only for the
+//!   connection's earlier reads to run, so no read sees a later write.
 //! - The responder walks that line in order: it waits for a write's outcome,
 //!   or runs a read once everything before it has completed. Replies therefore
 //!   leave in request order, and a read sees the client's own earlier writes.

@@ -2,13 +2,16 @@
 //! requests, and the check that a server still serves after something went wrong.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
 use sha1::Digest as _;
 
 use super::raw::{op, Body, RawClient, RawStat, Reader};
+use super::{wait_until, ZKCLI};
 
 /// How long one raw-client step (connect, one reply) may take.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,3 +131,44 @@ macro_rules! on_both {
 }
 #[allow(unused_imports)]
 pub(crate) use on_both;
+
+/// How long one zkCli.sh run (a JVM and a short script) may take.
+pub const ZKCLI_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Runs Apache's zkCli.sh against `addr` with `script` on its standard input; returns its
+/// merged output. Fails the test if it does not exit within [`ZKCLI_TIMEOUT`].
+pub fn zkcli_script(addr: SocketAddr, script: &str) -> String {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let out_path = dir.path().join("zkcli.out");
+    let out = std::fs::File::create(&out_path).expect("output file");
+    let mut child = Command::new(ZKCLI)
+        .arg("-server")
+        .arg(addr.to_string())
+        .env("ZOO_LOG_DIR", dir.path())
+        .env(
+            "CLIENT_JVMFLAGS",
+            "-Dzookeeper.sasl.client=false -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        )
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(out.try_clone().expect("duplicating the output file"))
+        .stderr(out)
+        .spawn()
+        .expect("spawning zkCli.sh");
+    let mut input = child.stdin.take().expect("zkCli stdin");
+    input
+        .write_all(script.as_bytes())
+        .expect("writing the script");
+    drop(input);
+    let exited = wait_until(
+        || child.try_wait().map(|s| s.is_some()).unwrap_or(true),
+        ZKCLI_TIMEOUT,
+    );
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("zkCli.sh did not exit within {ZKCLI_TIMEOUT:?}:\n{output}");
+    }
+    output
+}
