@@ -148,11 +148,21 @@ fn check_summary(server: &dyn ZkUnderTest, pairs: &[(String, String)]) {
     assert_eq!(latency.len(), 3, "{latency:?}");
     assert!(latency[0].parse::<i64>().is_ok() && latency[2].parse::<i64>().is_ok());
     assert!(is_java_double(latency[1]), "average {:?}", latency[1]);
-    for key in ["Received", "Sent", "Connections", "Outstanding"] {
+    for key in ["Received", "Sent", "Connections"] {
         assert!(value(key).parse::<u64>().is_ok(), "{key}: {}", value(key));
     }
     assert!(value("Connections").parse::<u64>().unwrap() >= 1);
-    assert_eq!(value("Outstanding"), "0");
+    if is_ours(server) {
+        assert_eq!(value("Outstanding"), "0");
+    } else {
+        // Apache's counter is decremented before it is incremented for the
+        // very request that asks, so it can read -1 for an instant.
+        assert!(
+            ["0", "-1"].contains(&value("Outstanding").as_str()),
+            "{}",
+            value("Outstanding")
+        );
+    }
     assert_eq!(value("Zxid"), ZXID);
     assert!(i64::from_str_radix(value("Zxid").trim_start_matches("0x"), 16).is_ok());
     assert_eq!(value("Mode"), "standalone");

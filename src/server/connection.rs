@@ -500,19 +500,18 @@ async fn handle_request(
             }
         }
         Request::Sasl { .. } => {
-            // No SASL mechanism is configured. Apache, lacking a login, answers
-            // Ok with an empty token and leaves the client unauthenticated
-            // without saying so; failing closed tells a client that relies on
-            // SASL the truth at once.
+            // No SASL mechanism is configured. Apache, lacking a login,
+            // answers Ok with an empty token and carries on with the client
+            // unauthenticated; Java clients with a JAAS Client section rely on
+            // that to connect at all, so do the same.
             let _ = line.send(ready(
                 xid,
                 0,
-                ErrorCode::AuthFailed,
+                ErrorCode::Ok,
                 Response::Sasl { token: Vec::new() },
                 Some(permit),
             ));
-            let _ = line.send(Pending::Close);
-            false
+            true
         }
         Request::Reconfig { .. } => {
             let _ = line.send(ready(
