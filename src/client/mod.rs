@@ -32,6 +32,8 @@ mod path;
 mod session;
 mod watches;
 
+pub mod cli;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,6 +106,15 @@ impl Events {
     /// The next event if one is already there.
     pub fn try_recv(&mut self) -> Option<WatchedEvent> {
         self.0.try_recv().ok()
+    }
+
+    /// Polls for the next event, for callers that share the stream behind
+    /// a lock and must not hold it across an await.
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<WatchedEvent>> {
+        self.0.poll_recv(cx)
     }
 }
 
