@@ -9,6 +9,7 @@ pub mod acl;
 pub mod clock;
 pub mod config;
 pub mod jute;
+pub mod ops;
 pub mod proto;
 pub mod server;
 pub mod storage;

@@ -66,7 +66,7 @@ enum Pending {
         xid: i32,
         op: i32,
         multi_ops: Vec<i32>,
-        outcome: oneshot::Receiver<Applied>,
+        outcome: oneshot::Receiver<pipeline::Outcome>,
         started: tokio::time::Instant,
         permit: OwnedSemaphorePermit,
     },
@@ -286,7 +286,10 @@ async fn establish_session(
             auth: Vec::new(),
             op: TxnOp::CreateSession { timeout_ms },
         };
-        let applied = pipeline::submit(shared, txn, Some(conn_id)).await?;
+        let Ok(applied) = pipeline::submit(shared, txn, Some(conn_id)).await? else {
+            warn!(%remote, "cannot create a session while the transaction log refuses writes");
+            return None;
+        };
         if applied.result != TxnResult::SessionCreated {
             warn!(%remote, result = ?applied.result, "could not create a session");
             return None;
@@ -593,7 +596,17 @@ async fn respond_loop(
                 permit,
             } => {
                 let reply = match outcome.await {
-                    Ok(applied) => write_reply(xid, op, &multi_ops, applied),
+                    Ok(Ok(applied)) => write_reply(xid, op, &multi_ops, applied),
+                    Ok(Err(pipeline::Refused::DiskFull)) => {
+                        // Not applied and not durable: the client may retry.
+                        let zxid = shared.tree().last_zxid();
+                        let header = ReplyHeader {
+                            xid,
+                            zxid,
+                            err: ErrorCode::SystemError.code(),
+                        };
+                        (encode_reply(&header, &Response::Empty), zxid)
+                    }
                     // The pipeline stopped (shutdown): the client will retry
                     // elsewhere or after reconnecting.
                     Err(_) => {

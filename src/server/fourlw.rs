@@ -258,6 +258,8 @@ fn monitor(shared: &Shared, out: &mut String) {
         "sessions_expired",
         &shared.stats.sessions_expired.load(Relaxed),
     );
+    line("disk_full", &u8::from(shared.stats.disk_full.load(Relaxed)));
+    line("writes_refused", &shared.stats.writes_refused.load(Relaxed));
     if let Some((open, max_fds)) = file_descriptors() {
         line("open_file_descriptor_count", &open);
         line("max_file_descriptor_count", &max_fds);

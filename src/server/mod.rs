@@ -13,6 +13,7 @@
 
 pub mod connection;
 pub mod fourlw;
+pub mod journal;
 pub mod pipeline;
 pub mod prep;
 pub mod read;
@@ -33,9 +34,11 @@ use tracing::{info, warn};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServerConfig;
 use crate::proto::Id;
+use crate::storage::LogOptions;
 use crate::tree::{DataTree, TreeOptions};
 use crate::watch::WatchManager;
 
+use self::journal::{Journal, JournalError};
 use self::pipeline::Proposal;
 use self::session::{SessionIdGenerator, SessionTracker};
 use self::stats::{ConnStats, ServerStats};
@@ -192,6 +195,8 @@ pub struct Shared {
     next_conn_id: AtomicU64,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     pub shutting_down: AtomicBool,
+    /// Tells the write pipeline to drain and stop.
+    pub stop_pipeline: Notify,
 }
 
 impl Shared {
@@ -284,21 +289,71 @@ pub struct Server {
     shared: Arc<Shared>,
     listener: TcpListener,
     proposals_rx: mpsc::Receiver<Proposal>,
+    journal: Journal,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot recover from the transaction log: {0}")]
+    Journal(#[from] JournalError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl Server {
-    /// Binds the client port and builds the server's state; nothing runs until
+    /// Recovers the data tree from the transaction log, binds the client
+    /// port, and builds the server's state; nothing is served until
     /// [`Server::run`].
-    pub async fn bind(options: ServerOptions) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(options.client_addr).await?;
-        let tree = DataTree::new(TreeOptions {
-            skip_acl: options.config.skip_acl,
-            enforce_quota: options.config.enforce_quota,
-        });
+    pub async fn open(options: ServerOptions) -> Result<Server, OpenError> {
+        for dir in [options.data_dir(), options.data_log_dir()] {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        if !options.config.force_sync {
+            warn!("forceSync=no: acknowledged writes can be lost if the machine crashes");
+        }
+        let log_options = LogOptions {
+            segment_bytes: (options.config.pre_alloc_size_kb.saturating_mul(1024))
+                .clamp(64 << 10, 1 << 30),
+            force_sync: options.config.force_sync,
+        };
+        let (journal, tree) = tokio::task::block_in_place(|| -> Result<_, OpenError> {
+            let (journal, _recovery) = Journal::open(options.data_log_dir(), log_options)?;
+            let mut tree = DataTree::new(TreeOptions {
+                skip_acl: options.config.skip_acl,
+                enforce_quota: options.config.enforce_quota,
+            });
+            let stats = journal.replay(&mut tree, 0)?;
+            journal::log_recovery(
+                &stats,
+                tree.last_zxid(),
+                tree.node_count(),
+                tree.sessions().count(),
+            );
+            Ok((journal, tree))
+        })?;
+        let listener = TcpListener::bind(options.client_addr)
+            .await
+            .map_err(|source| OpenError::Bind {
+                addr: options.client_addr,
+                source,
+            })?;
         Ok(Server::with_tree(
             options,
             listener,
             tree,
+            journal,
             Arc::new(SystemClock),
         ))
     }
@@ -308,6 +363,7 @@ impl Server {
         options: ServerOptions,
         listener: TcpListener,
         tree: DataTree,
+        journal: Journal,
         clock: Arc<dyn Clock>,
     ) -> Server {
         let (proposals, proposals_rx) = mpsc::channel(pipeline::QUEUE_CAPACITY);
@@ -339,11 +395,13 @@ impl Server {
             next_conn_id: AtomicU64::new(1),
             per_ip: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
+            stop_pipeline: Notify::new(),
         });
         Server {
             shared,
             listener,
             proposals_rx,
+            journal,
         }
     }
 
@@ -362,8 +420,9 @@ impl Server {
             shared,
             listener,
             proposals_rx,
+            journal,
         } = self;
-        let pipeline = tokio::spawn(pipeline::run(shared.clone(), proposals_rx));
+        let pipeline = tokio::spawn(pipeline::run(shared.clone(), proposals_rx, journal));
         let expiry = tokio::spawn(expire_sessions(shared.clone()));
         let reaper = tokio::spawn(reap_containers_and_ttls(shared.clone()));
         info!(
@@ -408,9 +467,15 @@ impl Server {
         }
         expiry.abort();
         reaper.abort();
-        // The pipeline ends once every proposal sender is gone; connections
-        // hold senders through `shared`, so give them a bounded time.
-        let _ = tokio::time::timeout(Duration::from_secs(5), pipeline).await;
+        // Writes already queued are journaled and answered before the
+        // pipeline stops; the bound only matters if the disk hangs.
+        shared.stop_pipeline.notify_one();
+        if tokio::time::timeout(Duration::from_secs(10), pipeline)
+            .await
+            .is_err()
+        {
+            warn!("the write pipeline did not finish within 10 s; stopping anyway");
+        }
     }
 }
 
@@ -439,8 +504,11 @@ async fn expire_sessions(shared: Arc<Shared>) {
                 auth: Vec::new(),
                 op: crate::txn::TxnOp::CloseSession,
             };
-            if pipeline::submit(&shared, txn, None).await.is_none() {
-                return;
+            match pipeline::submit(&shared, txn, None).await {
+                None => return,
+                Some(Ok(_)) => {}
+                // Not closed: try again on the next tick.
+                Some(Err(_)) => shared.sessions().tracker.add(session_id, 0, now),
             }
         }
     }

@@ -2,9 +2,11 @@
 //! tree in batches, and their watch events queued to the connections that
 //! asked for them, before each writer is told its result.
 //!
-//! This is where durability and replication slot in: a batch is the unit that
-//! will be appended to the log with one fsync (group commit) or proposed to
-//! the ensemble, before it is applied. Nothing here knows about sockets.
+//! A batch is the unit of durability: every transaction in it is appended to
+//! the journal and made durable with one fsync (group commit) before any of
+//! them is applied or answered. Proposals that arrive during the fsync form
+//! the next batch, so throughput grows with the number of concurrent writers.
+//! Nothing here knows about sockets.
 
 use std::sync::Arc;
 
@@ -15,8 +17,10 @@ use crate::acl;
 use crate::proto::codes::perms;
 use crate::proto::records::{encode_watch_event, WatcherEvent};
 use crate::proto::KeeperState;
+use crate::storage::StorageError;
 use crate::txn::{Applied, Txn, TxnResult};
 
+use super::journal::Journal;
 use super::{ConnId, Hub, Outbound, Shared};
 
 /// Proposals waiting to be sequenced; senders wait when it is full.
@@ -25,13 +29,24 @@ pub const QUEUE_CAPACITY: usize = 4096;
 /// are never locked out for long.
 const MAX_BATCH: usize = 512;
 
+/// Why a write was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The journal could not be written for lack of space; nothing was
+    /// applied, and writes resume by themselves once space is freed.
+    DiskFull,
+}
+
+/// What became of a proposal.
+pub type Outcome = Result<Applied, Refused>;
+
 /// A write on its way through the pipeline.
 #[derive(Debug)]
 pub struct Proposal {
     pub txn: Txn,
     /// The connection that sent it, if any (none for expiry and cleanup).
     pub origin: Option<ConnId>,
-    pub done: oneshot::Sender<Applied>,
+    pub done: oneshot::Sender<Outcome>,
 }
 
 /// Sends a transaction into the pipeline and returns the receiver of its
@@ -40,7 +55,7 @@ pub async fn propose(
     shared: &Shared,
     txn: Txn,
     origin: Option<ConnId>,
-) -> Option<oneshot::Receiver<Applied>> {
+) -> Option<oneshot::Receiver<Outcome>> {
     let (done, rx) = oneshot::channel();
     shared
         .proposals
@@ -50,14 +65,67 @@ pub async fn propose(
     Some(rx)
 }
 
-/// Proposes and waits for the outcome.
-pub async fn submit(shared: &Shared, txn: Txn, origin: Option<ConnId>) -> Option<Applied> {
+/// Proposes and waits for the outcome; `None` once the pipeline stopped.
+pub async fn submit(shared: &Shared, txn: Txn, origin: Option<ConnId>) -> Option<Outcome> {
     propose(shared, txn, origin).await?.await.ok()
 }
 
-pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Proposal>) {
+pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Proposal>, mut journal: Journal) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = tokio::select! {
+            received = rx.recv_many(&mut batch, MAX_BATCH) => received,
+            _ = shared.stop_pipeline.notified() => {
+                // Refuse new proposals, finish the ones already queued.
+                rx.close();
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
+        let txns: Vec<&Txn> = batch.iter().map(|p| &p.txn).collect();
+        // The fsync blocks this thread, not the runtime's other tasks.
+        let written = tokio::task::block_in_place(|| journal.append_durably(&txns));
+        drop(txns);
+        match written {
+            Ok(()) => {
+                if shared
+                    .stats
+                    .disk_full
+                    .swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::info!("the transaction log accepts writes again");
+                }
+            }
+            Err(StorageError::DiskFull { path }) => {
+                if !shared
+                    .stats
+                    .disk_full
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    warn!(
+                        file = %path.display(),
+                        "disk full: refusing writes until space is freed; reads and sessions are still served"
+                    );
+                }
+                shared
+                    .stats
+                    .writes_refused
+                    .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                for proposal in batch.drain(..) {
+                    let _ = proposal.done.send(Err(Refused::DiskFull));
+                }
+                continue;
+            }
+            Err(e) => {
+                // What reached the disk is unknown: stop, and let a restart
+                // recover from what the disk really holds. Writes in this
+                // batch were never acknowledged.
+                tracing::error!(error = %e, "the transaction log failed; exiting");
+                std::process::exit(74);
+            }
+        }
         let mut outcomes = Vec::with_capacity(batch.len());
         {
             let mut tree = shared.tree_mut();
@@ -75,7 +143,7 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Proposal>) {
         // client always sees a watch event before the reply that shows it the
         // new state.
         for (done, applied) in outcomes {
-            let _ = done.send(applied);
+            let _ = done.send(Ok(applied));
         }
     }
     debug!("write pipeline stopped");

@@ -65,6 +65,10 @@ pub struct ServerStats {
     /// Connections closed because they could not keep up with their events.
     pub slow_consumers_closed: AtomicU64,
     pub sessions_expired: AtomicU64,
+    /// Set while the transaction log cannot be written for lack of space.
+    pub disk_full: std::sync::atomic::AtomicBool,
+    /// Writes refused because they could not be made durable.
+    pub writes_refused: AtomicU64,
 }
 
 impl ServerStats {
