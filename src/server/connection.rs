@@ -2,7 +2,8 @@
 //!
 //! - The reader decodes requests in order, prepares writes and hands them to
 //!   the pipeline at once (so one client's writes can share a log sync), and
-//!   queues every request's place in line.
+//!   queues every request's place in line. A write waits only for the
+//!   connection's earlier reads to run, so no read sees a later write.
 //! - The responder walks that line in order: it waits for a write's outcome,
 //!   or runs a read once everything before it has completed. Replies therefore
 //!   leave in request order, and a read sees the client's own earlier writes.
@@ -12,7 +13,8 @@
 //! Malformed or oversized frames close this connection and no other.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +45,9 @@ use super::{fourlw, pipeline, ConnEntry, ConnId, Outbound, Shared};
 const OUTBOUND_CAPACITY: usize = 8192;
 /// How long a new connection may take to send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the last replies (an error before a close, the closeSession
+/// answer) may take to reach a client before the socket is dropped anyway.
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the reader stopped.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +58,61 @@ enum ConnError {
     BadLength(i64),
     #[error("malformed request: {0}")]
     Malformed(String),
+}
+
+/// Reads of one connection that are in line but not yet executed.
+///
+/// Writes go to the pipeline as soon as they are read, but reads run later, in
+/// the responder. A write must therefore wait until every read sent before it
+/// has run, or the read would see (and set its watch after) the effect of a
+/// request the client sent after it.
+#[derive(Debug, Default)]
+struct ReadsInLine {
+    waiting: AtomicUsize,
+    /// Set when the responder stops: nothing will drain the line any more.
+    closed: AtomicBool,
+    drained: Notify,
+}
+
+impl ReadsInLine {
+    fn queued(&self) {
+        self.waiting.fetch_add(1, SeqCst);
+    }
+
+    fn executed(&self) {
+        if self.waiting.fetch_sub(1, SeqCst) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, SeqCst);
+        self.drained.notify_waiters();
+    }
+
+    /// Waits until every read queued so far has run (or the responder stopped).
+    async fn drained(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a wake-up between the check and
+            // the await is not lost.
+            notified.as_mut().enable();
+            if self.waiting.load(SeqCst) == 0 || self.closed.load(SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Marks the line closed however the responder ends.
+struct CloseOnDrop(Arc<ReadsInLine>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// A request's place in the reply line.
@@ -123,7 +183,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let conn_id = shared.next_conn_id();
     let kill = Arc::new(Notify::new());
-    let writer = tokio::spawn(write_loop(write_half, outbound_rx));
+    let mut writer = tokio::spawn(write_loop(write_half, outbound_rx));
 
     let Some((session_id, timeout_ms)) =
         establish_session(&shared, &request, remote, conn_id, &outbound_tx).await
@@ -135,6 +195,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     };
 
     let stats = Arc::new(ConnStats::default());
+    if request.session_id == 0 {
+        // `cons` shows the session's creation as the connection's first
+        // operation, as Apache does.
+        note_answered(&stats, 0, OpCode::CreateSession as i32);
+    }
     let auth = vec![Id::new("ip", remote.ip().to_string())];
     shared.hub().conns.insert(
         conn_id,
@@ -170,6 +235,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     );
 
     let (line_tx, line_rx) = mpsc::unbounded_channel();
+    let reads_in_line = Arc::new(ReadsInLine::default());
     let ctx = ConnCtx {
         shared: shared.clone(),
         conn_id,
@@ -177,6 +243,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         remote,
         auth,
         stats: stats.clone(),
+        reads_in_line: reads_in_line.clone(),
     };
     let responder = tokio::spawn(respond_loop(
         shared.clone(),
@@ -185,6 +252,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         line_rx,
         outbound_tx.clone(),
         stats,
+        reads_in_line,
     ));
 
     let outcome = tokio::select! {
@@ -217,7 +285,14 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
             sessions.owner.remove(&session_id);
         }
     }
-    writer.abort();
+    // The responder's last frames may still be queued: let the writer send
+    // them, but not wait on a client that does not read.
+    if tokio::time::timeout(FINAL_FLUSH_TIMEOUT, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     debug!(session = format_args!("0x{session_id:x}"), %remote, "connection closed");
 }
 
@@ -339,6 +414,7 @@ struct ConnCtx {
     remote: SocketAddr,
     auth: Vec<Id>,
     stats: Arc<ConnStats>,
+    reads_in_line: Arc<ReadsInLine>,
 }
 
 async fn read_loop(
@@ -424,17 +500,18 @@ async fn handle_request(
             }
         }
         Request::Sasl { .. } => {
-            // No SASL mechanism is configured: Apache answers AuthFailed and
-            // closes.
+            // No SASL mechanism is configured. Apache, lacking a login,
+            // answers Ok with an empty token and carries on with the client
+            // unauthenticated; Java clients with a JAAS Client section rely on
+            // that to connect at all, so do the same.
             let _ = line.send(ready(
                 xid,
                 0,
-                ErrorCode::AuthFailed,
+                ErrorCode::Ok,
                 Response::Sasl { token: Vec::new() },
                 Some(permit),
             ));
-            let _ = line.send(Pending::Close);
-            false
+            true
         }
         Request::Reconfig { .. } => {
             let _ = line.send(ready(
@@ -473,6 +550,7 @@ async fn handle_request(
             let closing = matches!(request, Request::CloseSession);
             match prep::prepare(&request, &prep_ctx) {
                 None => {
+                    ctx.reads_in_line.queued();
                     let _ = line.send(Pending::Read {
                         xid,
                         request,
@@ -500,6 +578,7 @@ async fn handle_request(
                         Request::Multi(ops) => ops.iter().map(multi_op_code).collect(),
                         _ => Vec::new(),
                     };
+                    ctx.reads_in_line.drained().await;
                     let Some(outcome) = pipeline::propose(&shared, txn, Some(ctx.conn_id)).await
                     else {
                         return false;
@@ -576,7 +655,9 @@ async fn respond_loop(
     mut line: mpsc::UnboundedReceiver<Pending>,
     outbound: mpsc::Sender<Outbound>,
     stats: Arc<ConnStats>,
+    reads_in_line: Arc<ReadsInLine>,
 ) {
+    let _close_line = CloseOnDrop(reads_in_line.clone());
     while let Some(pending) = line.recv().await {
         let (frames, latency) = match pending {
             Pending::Close => {
@@ -615,6 +696,7 @@ async fn respond_loop(
                     }
                 };
                 stats.last_zxid.store(reply.1, Relaxed);
+                note_answered(&stats, xid, op);
                 drop(permit);
                 (vec![reply.0], Some(started.elapsed()))
             }
@@ -635,9 +717,13 @@ async fn respond_loop(
                     session_id,
                     auth: &auth,
                 };
-                let Some(outcome) = read::execute(&shared, &ctx, &request) else {
+                let outcome = read::execute(&shared, &ctx, &request);
+                reads_in_line.executed();
+                let Some(outcome) = outcome else {
                     continue;
                 };
+                stats.last_zxid.store(outcome.zxid, Relaxed);
+                note_answered(&stats, xid, request.op_code());
                 let mut frames = outcome.events_before;
                 frames.push(encode_reply(
                     &ReplyHeader {
@@ -668,6 +754,15 @@ async fn respond_loop(
             }
         }
     }
+}
+
+/// Records the last request answered, for `cons`. Special xids (pings,
+/// setWatches) are not a client's own request numbers and leave `lcxid` alone.
+fn note_answered(stats: &ConnStats, xid: i32, op: i32) {
+    if xid >= 0 {
+        stats.last_cxid.store(i64::from(xid), Relaxed);
+    }
+    stats.last_op.store(i64::from(op), Relaxed);
 }
 
 /// The reply to a write, and the zxid it carries.

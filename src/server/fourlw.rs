@@ -109,7 +109,11 @@ fn server_summary(shared: &Shared, out: &mut String, with_clients: bool) {
         let tree = shared.tree();
         (tree.last_zxid(), tree.node_count())
     };
-    let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:.4}/{max}");
+    let _ = writeln!(
+        out,
+        "Latency min/avg/max: {min}/{}/{max}",
+        java_average(avg)
+    );
     let _ = writeln!(
         out,
         "Received: {}",
@@ -144,17 +148,28 @@ fn connections(shared: &Shared, out: &mut String, brief: bool) {
         );
         if !brief {
             let (min, avg, max) = s.latency.min_avg_max();
+            let last_op = s.last_op.load(Relaxed);
             let _ = write!(
                 out,
-                ",sid=0x{:x},lop=NA,est={},to={},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={:.4},maxlat={}",
+                ",sid=0x{:x},lop={},est={},to={}",
                 c.session_id,
+                op_abbreviation(last_op),
                 c.established_ms,
                 c.session_timeout_ms,
+            );
+            // Apache omits lcxid until the connection answered a request.
+            if last_op != 0 {
+                let _ = write!(out, ",lcxid=0x{:x}", s.last_cxid.load(Relaxed));
+            }
+            // Per-connection averages are whole milliseconds in Apache.
+            let _ = write!(
+                out,
+                ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
                 s.last_zxid.load(Relaxed),
                 s.last_response_ms.load(Relaxed),
                 s.last_latency_ms.load(Relaxed),
                 min,
-                avg,
+                avg.trunc() as i64,
                 max
             );
         }
@@ -183,13 +198,11 @@ fn environment(out: &mut String) {
     let _ = writeln!(out, "Environment:");
     let _ = writeln!(out, "zookeeper.version={}", crate::ZOOKEEPER_VERSION);
     let _ = writeln!(out, "host.name={host}");
-    let _ = writeln!(out, "os.name={}", std::env::consts::OS);
-    let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
-    let _ = writeln!(
-        out,
-        "user.name={}",
-        std::env::var("USER").unwrap_or_default()
-    );
+    // Spelled as a JVM reports them, for tools that read Apache's output.
+    let _ = writeln!(out, "os.name={}", java_os_name());
+    let _ = writeln!(out, "os.arch={}", java_os_arch());
+    let _ = writeln!(out, "os.version={}", os_version());
+    let _ = writeln!(out, "user.name={}", user_name());
     let _ = writeln!(
         out,
         "user.home={}",
@@ -199,6 +212,48 @@ fn environment(out: &mut String) {
         .map(|d| d.display().to_string())
         .unwrap_or_default();
     let _ = writeln!(out, "user.dir={dir}");
+}
+
+fn java_os_name() -> String {
+    match std::env::consts::OS {
+        "linux" => "Linux".to_owned(),
+        "macos" => "Mac OS X".to_owned(),
+        "freebsd" => "FreeBSD".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+fn java_os_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "x86",
+        other => other,
+    }
+}
+
+fn os_version() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The name of the user the server runs as: the password-file entry of the
+/// process's uid, falling back to `$USER` where there is none.
+fn user_name() -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let from_passwd = std::fs::metadata("/proc/self").ok().and_then(|meta| {
+        let uid = meta.uid().to_string();
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid_field = fields.nth(1)?;
+            (uid_field == uid).then(|| name.to_owned())
+        })
+    });
+    from_passwd
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default()
 }
 
 fn nix_hostname() -> String {
@@ -229,7 +284,7 @@ fn monitor(shared: &Shared, out: &mut String) {
     };
     line("version", &crate::ZOOKEEPER_VERSION);
     line("server_state", &"standalone");
-    line("avg_latency", &format_args!("{avg:.4}"));
+    line("avg_latency", &java_average(avg));
     line("max_latency", &max);
     line("min_latency", &min);
     line(
@@ -285,8 +340,13 @@ fn dump(shared: &Shared, out: &mut String) {
     let wall_offset = shared.clock.wall_ms() - shared.elapsed_ms();
     out.push_str("SessionTracker dump:\n");
     let _ = writeln!(out, "Session Sets ({})/({}):", buckets.len(), total);
-    for (deadline, ids) in buckets {
-        let _ = writeln!(out, "{} expire at {}:", ids.len(), wall_offset + deadline);
+    for (deadline, ids) in &buckets {
+        let _ = writeln!(
+            out,
+            "{} expire at {}:",
+            ids.len(),
+            java_date(wall_offset + deadline)
+        );
         for id in ids {
             let _ = writeln!(out, "\t0x{id:x}");
         }
@@ -306,7 +366,142 @@ fn dump(shared: &Shared, out: &mut String) {
             let _ = writeln!(out, "\t{path}");
         }
     }
+    drop(tree);
     out.push_str("Connections dump:\n");
+    // Apache lists connections by when they time out; a connection here
+    // times out with its session.
+    let deadline_of: std::collections::HashMap<i64, i64> = buckets
+        .iter()
+        .flat_map(|(deadline, ids)| ids.iter().map(move |id| (*id, *deadline)))
+        .collect();
+    let mut by_deadline: std::collections::BTreeMap<i64, Vec<(String, i64)>> =
+        std::collections::BTreeMap::new();
+    let mut connections = 0;
+    for conn in shared.hub().conns.values() {
+        let Some(deadline) = deadline_of.get(&conn.session_id) else {
+            continue;
+        };
+        connections += 1;
+        by_deadline
+            .entry(*deadline)
+            .or_default()
+            .push((format!("/{}", conn.remote), conn.session_id));
+    }
+    let _ = writeln!(
+        out,
+        "Connections Sets ({})/({}):",
+        by_deadline.len(),
+        connections
+    );
+    for (deadline, mut conns) in by_deadline {
+        conns.sort();
+        let _ = writeln!(
+            out,
+            "{} expire at {}:",
+            conns.len(),
+            java_date(wall_offset + deadline)
+        );
+        for (remote, session_id) in conns {
+            let _ = writeln!(out, "\tip: {remote} sessionId: 0x{session_id:x}");
+        }
+    }
+}
+
+/// A double as Java's `Double.toString` prints an average Apache rounded to
+/// four places: `0.0`, `2.0`, `0.4817`, and `1.0E-4` below a thousandth.
+fn java_average(avg: f64) -> String {
+    let rounded = (avg * 10_000.0).round() / 10_000.0;
+    if rounded == 0.0 {
+        return "0.0".to_owned();
+    }
+    if (1e-3..1e7).contains(&rounded.abs()) {
+        let plain = format!("{rounded}");
+        return if plain.contains('.') {
+            plain
+        } else {
+            format!("{plain}.0")
+        };
+    }
+    let scientific = format!("{rounded:e}");
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .unwrap_or((scientific.as_str(), "0"));
+    if mantissa.contains('.') {
+        format!("{mantissa}E{exponent}")
+    } else {
+        format!("{mantissa}.0E{exponent}")
+    }
+}
+
+/// A wall-clock time in milliseconds as Java's `Date.toString` prints it in
+/// UTC: `Sun Nov 22 05:29:50 UTC 2026`.
+fn java_date(epoch_ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = epoch_ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let weekday = DAYS[days.rem_euclid(7) as usize];
+    let month_name = MONTHS[(month - 1).clamp(0, 11) as usize];
+    format!(
+        "{weekday} {month_name} {day:02} {:02}:{:02}:{:02} UTC {year}",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01, in the
+/// proleptic Gregorian calendar (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The four-letter name Apache's `cons` gives a connection's last operation.
+fn op_abbreviation(op: i64) -> &'static str {
+    use crate::proto::OpCode;
+    let Some(op) = i32::try_from(op).ok().and_then(OpCode::from_i32) else {
+        return "NA";
+    };
+    match op {
+        OpCode::Ping => "PING",
+        OpCode::CreateSession => "SESS",
+        OpCode::Multi => "MULT",
+        OpCode::MultiRead => "MLTR",
+        OpCode::Create | OpCode::Create2 | OpCode::CreateTtl | OpCode::CreateContainer => "CREA",
+        OpCode::Delete | OpCode::DeleteContainer => "DELE",
+        OpCode::SetData => "SETD",
+        OpCode::Reconfig => "RECO",
+        OpCode::SetAcl => "SETA",
+        OpCode::CloseSession => "CLOS",
+        OpCode::Sync => "SYNC",
+        OpCode::Check => "CHEC",
+        OpCode::Exists => "EXIS",
+        OpCode::GetData => "GETD",
+        OpCode::SetWatches => "SETW",
+        OpCode::SetWatches2 => "STW2",
+        OpCode::AddWatch => "ADDW",
+        OpCode::GetAcl => "GETA",
+        OpCode::GetChildren | OpCode::GetChildren2 => "GETC",
+        OpCode::GetAllChildrenNumber => "GETACN",
+        OpCode::CheckWatches => "CHKW",
+        OpCode::RemoveWatches => "REMW",
+        OpCode::WhoAmI => "HOMI",
+        OpCode::GetEphemerals => "GETE",
+        OpCode::Notification | OpCode::Auth | OpCode::Sasl | OpCode::Error => "NA",
+    }
 }
 
 fn absolute(path: &Path) -> String {
@@ -355,5 +550,29 @@ mod tests {
         assert_eq!(word_from_prefix(i32::from_be_bytes(*b"mntr")), Some("mntr"));
         assert_eq!(word_from_prefix(45), None);
         assert_eq!(word_from_prefix(i32::from_be_bytes(*b"nope")), None);
+    }
+
+    #[test]
+    fn averages_print_as_java_doubles() {
+        assert_eq!(java_average(0.0), "0.0");
+        assert_eq!(java_average(2.0), "2.0");
+        assert_eq!(java_average(0.481_749), "0.4817");
+        assert_eq!(java_average(12.5), "12.5");
+        assert_eq!(java_average(0.000_06), "1.0E-4");
+    }
+
+    #[test]
+    fn dates_print_as_java_does_in_utc() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(1_795_325_390_000), "Sun Nov 22 05:29:50 UTC 2026");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
+
+    #[test]
+    fn operations_have_apache_abbreviations() {
+        assert_eq!(op_abbreviation(3), "EXIS");
+        assert_eq!(op_abbreviation(-10), "SESS");
+        assert_eq!(op_abbreviation(0), "NA");
+        assert_eq!(op_abbreviation(1 << 40), "NA");
     }
 }

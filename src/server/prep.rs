@@ -90,7 +90,13 @@ fn prep_create(
         // A TTL given for a mode that has none is a client bug, not a no-op.
         return Err(ErrorCode::BadArguments);
     }
-    validate_path(&req.path, mode.is_sequential())?;
+    // Only what Apache checks before the ACL and the parent: a slash and no
+    // NUL. The full path rules are applied with the tree, after the parent
+    // lookup and the CREATE check, so a bad name under a missing parent is
+    // NoNode there as it is in Apache.
+    if !req.path.contains('/') || req.path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
     let acl = acl::fixup_acl(&req.acl, ctx.auth)?;
     Ok(CreateOp {
         path: req.path.clone(),
@@ -213,13 +219,20 @@ mod tests {
         let auth = [];
         for (req, want) in [
             (create("a", 0), ErrorCode::BadArguments),
-            (create("/a/", 0), ErrorCode::BadArguments),
+            (create("/a\0b", 0), ErrorCode::BadArguments),
             (create("/a", 9), ErrorCode::BadArguments),
             (create("/a", 5), ErrorCode::Unimplemented),
         ] {
             let got = prepare(&Request::Create(req), &ctx(&auth));
             assert_eq!(got, Some(Err(Rejected::Error(want))));
         }
+    }
+
+    #[test]
+    fn full_path_rules_are_left_to_the_tree() {
+        let auth = [];
+        let got = prepare(&Request::Create(create("/a/", 0)), &ctx(&auth));
+        assert!(matches!(got, Some(Ok(_))), "{got:?}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod support;
 pub mod transcript;
 
 use std::fs::{self, File};

@@ -28,6 +28,15 @@ pub mod op {
     pub const REMOVE_WATCHES: i32 = 18;
     pub const SET_AUTH: i32 = 100;
     pub const ADD_WATCH: i32 = 106;
+    pub const GET_ACL: i32 = 6;
+    pub const SET_ACL: i32 = 7;
+    pub const RECONFIG: i32 = 16;
+    pub const CREATE_CONTAINER: i32 = 19;
+    pub const CREATE_TTL: i32 = 21;
+    pub const SET_WATCHES: i32 = 101;
+    pub const SASL: i32 = 102;
+    pub const SET_WATCHES2: i32 = 105;
+    pub const WHO_AM_I: i32 = 107;
     pub const CLOSE_SESSION: i32 = -11;
     pub const MULTI_ERROR: i32 = -1;
 }
@@ -181,6 +190,43 @@ pub enum Arrival {
     Reply { xid: i32, err: i32 },
 }
 
+/// What a client asks for in its handshake (`ConnectRequest`).
+#[derive(Debug, Clone)]
+pub struct ConnectParams {
+    pub protocol_version: i32,
+    pub last_zxid_seen: i64,
+    pub timeout_ms: i32,
+    /// 0 asks for a new session; anything else resumes that session.
+    pub session_id: i64,
+    pub password: Vec<u8>,
+    /// `None` leaves the optional trailing flag out, as old clients do.
+    pub read_only: Option<bool>,
+}
+
+impl Default for ConnectParams {
+    fn default() -> Self {
+        ConnectParams {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 10_000,
+            session_id: 0,
+            password: vec![0; 16],
+            read_only: Some(false),
+        }
+    }
+}
+
+/// The server's `ConnectResponse`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectAnswer {
+    pub protocol_version: i32,
+    pub timeout_ms: i32,
+    pub session_id: i64,
+    pub password: Vec<u8>,
+    /// `None` when the server sent no read-only flag.
+    pub read_only: Option<bool>,
+}
+
 /// A blocking session on one TCP connection.
 pub struct RawClient {
     stream: TcpStream,
@@ -189,6 +235,11 @@ pub struct RawClient {
     pub arrivals: Vec<Arrival>,
     pub session_id: i64,
     pub negotiated_timeout: i32,
+    /// The session password the server handed out (all zeros until a session exists).
+    pub password: Vec<u8>,
+    /// The highest zxid seen in any reply or notification header, as a client tracks it for
+    /// reconnection.
+    pub last_zxid: i64,
 }
 
 impl RawClient {
@@ -204,6 +255,8 @@ impl RawClient {
             arrivals: Vec::new(),
             session_id: 0,
             negotiated_timeout: 0,
+            password: vec![0; 16],
+            last_zxid: 0,
         };
         let connect = Body::new()
             .int(0) // protocol version
@@ -224,6 +277,9 @@ impl RawClient {
         let _protocol = r.int();
         client.negotiated_timeout = r.int();
         client.session_id = r.long();
+        if let Some(password) = r.buffer() {
+            client.password = password;
+        }
         if client.negotiated_timeout <= 0 {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
@@ -231,6 +287,247 @@ impl RawClient {
             ));
         }
         Ok(client)
+    }
+
+    /// Opens a TCP connection without a handshake, for tests that send their own bytes.
+    pub fn connect_bare(addr: SocketAddr, timeout: Duration) -> io::Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(RawClient {
+            stream,
+            next_xid: 1,
+            arrivals: Vec::new(),
+            session_id: 0,
+            negotiated_timeout: 0,
+            password: vec![0; 16],
+            last_zxid: 0,
+        })
+    }
+
+    /// Connects and sends `params` as the handshake; returns the client and the server's
+    /// answer whatever it says (a refusal is an answer with timeout 0). Fails when the server
+    /// closes the connection without answering.
+    pub fn connect_with(
+        addr: SocketAddr,
+        timeout: Duration,
+        params: &ConnectParams,
+    ) -> io::Result<(Self, ConnectAnswer)> {
+        let mut client = Self::connect_bare(addr, timeout)?;
+        let mut connect = Body::new()
+            .int(params.protocol_version)
+            .long(params.last_zxid_seen)
+            .int(params.timeout_ms)
+            .long(params.session_id)
+            .buffer(&params.password);
+        if let Some(read_only) = params.read_only {
+            connect = connect.boolean(read_only);
+        }
+        client.write_frame(&connect.0)?;
+        let frame = client.read_frame()?;
+        let mut r = Reader::new(&frame);
+        let answer = ConnectAnswer {
+            protocol_version: r.int(),
+            timeout_ms: r.int(),
+            session_id: r.long(),
+            password: r.buffer().unwrap_or_default(),
+            read_only: (!r.is_empty()).then(|| r.boolean()),
+        };
+        client.session_id = answer.session_id;
+        client.negotiated_timeout = answer.timeout_ms;
+        client.password = answer.password.clone();
+        client.last_zxid = params.last_zxid_seen;
+        Ok((client, answer))
+    }
+
+    /// Resumes this client's session on a new TCP connection, telling the server the last
+    /// zxid this client saw.
+    pub fn reconnect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<(Self, ConnectAnswer)> {
+        Self::connect_with(
+            addr,
+            timeout,
+            &ConnectParams {
+                last_zxid_seen: self.last_zxid,
+                timeout_ms: self.negotiated_timeout,
+                session_id: self.session_id,
+                password: self.password.clone(),
+                ..ConnectParams::default()
+            },
+        )
+    }
+
+    /// Drops the TCP connection without closing the session, as a client that loses its
+    /// network does.
+    pub fn disconnect(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Sends `bytes` as they are, no framing.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends one length-prefixed frame holding `payload`.
+    pub fn send_frame(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.write_frame(payload)
+    }
+
+    /// Sends a request with a chosen xid (pings, setWatches and other special xids).
+    pub fn send_with_xid(&mut self, xid: i32, opcode: i32, body: &Body) -> io::Result<()> {
+        let mut payload = Body::new().int(xid).int(opcode).0;
+        payload.extend_from_slice(&body.0);
+        self.write_frame(&payload)
+    }
+
+    /// Sends a ping (xid -2) and waits for its answer.
+    pub fn ping(&mut self) -> io::Result<Reply> {
+        self.send_with_xid(-2, op::PING, &Body::new())?;
+        self.wait_reply_including_pings(-2)
+    }
+
+    /// Sends setWatches2 (xid -8) and waits for its reply; notifications that the server fires
+    /// on the way are recorded in `arrivals`.
+    pub fn set_watches2(&mut self, relative_zxid: i64, watches: &WatchSet) -> io::Result<Reply> {
+        let strings = |body: Body, paths: &[&str]| {
+            let mut body = body.int(paths.len() as i32);
+            for p in paths {
+                body = body.string(p);
+            }
+            body
+        };
+        let mut body = Body::new().long(relative_zxid);
+        body = strings(body, &watches.data);
+        body = strings(body, &watches.exist);
+        body = strings(body, &watches.child);
+        body = strings(body, &watches.persistent);
+        body = strings(body, &watches.persistent_recursive);
+        self.send_with_xid(-8, op::SET_WATCHES2, &body)?;
+        self.wait_reply(-8)
+    }
+
+    /// Reads until a notification arrives or `timeout` passes; returns the notifications
+    /// recorded so far (and clears them), which is empty on timeout.
+    pub fn wait_events(&mut self, timeout: Duration) -> io::Result<Vec<(i32, String)>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let restore = self.stream.read_timeout()?;
+        let result = loop {
+            if self
+                .arrivals
+                .iter()
+                .any(|a| matches!(a, Arrival::Event { .. }))
+            {
+                break Ok(());
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break Ok(());
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            match self.read_one() {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break Ok(())
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.stream.set_read_timeout(restore)?;
+        result.map(|()| self.take_events())
+    }
+
+    /// Whether the server closes this connection within `timeout` (EOF or reset), reading
+    /// and discarding whatever it still sends first.
+    pub fn closed_by_server(&mut self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                return false;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// Reads one frame and records it in `arrivals` (pings included as replies with xid -2).
+    fn read_one(&mut self) -> io::Result<()> {
+        let frame = self.read_frame()?;
+        let mut r = Reader::new(&frame);
+        let xid = r.int();
+        let zxid = r.long();
+        let err = r.int();
+        if zxid > self.last_zxid {
+            self.last_zxid = zxid;
+        }
+        if xid == -1 {
+            let event_type = r.int();
+            let state = r.int();
+            let path = r.string();
+            self.arrivals.push(Arrival::Event {
+                event_type,
+                state,
+                path,
+            });
+        } else {
+            self.arrivals.push(Arrival::Reply { xid, err });
+        }
+        Ok(())
+    }
+
+    fn wait_reply_including_pings(&mut self, xid: i32) -> io::Result<Reply> {
+        loop {
+            let frame = self.read_frame()?;
+            let mut r = Reader::new(&frame);
+            let got_xid = r.int();
+            let zxid = r.long();
+            let err = r.int();
+            if zxid > self.last_zxid {
+                self.last_zxid = zxid;
+            }
+            if got_xid == -1 {
+                let event_type = r.int();
+                let state = r.int();
+                let path = r.string();
+                self.arrivals.push(Arrival::Event {
+                    event_type,
+                    state,
+                    path,
+                });
+                continue;
+            }
+            if got_xid == xid {
+                return Ok(Reply {
+                    xid: got_xid,
+                    zxid,
+                    err,
+                    body: frame[16..].to_vec(),
+                });
+            }
+            self.arrivals.push(Arrival::Reply { xid: got_xid, err });
+        }
     }
 
     fn write_frame(&mut self, payload: &[u8]) -> io::Result<()> {
@@ -279,6 +576,9 @@ impl RawClient {
             let got_xid = r.int();
             let zxid = r.long();
             let err = r.int();
+            if zxid > self.last_zxid {
+                self.last_zxid = zxid;
+            }
             if got_xid == -1 {
                 let event_type = r.int();
                 let state = r.int();
@@ -338,6 +638,16 @@ impl RawClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The watches a reconnecting client re-registers with setWatches2.
+#[derive(Debug, Clone, Default)]
+pub struct WatchSet<'a> {
+    pub data: Vec<&'a str>,
+    pub exist: Vec<&'a str>,
+    pub child: Vec<&'a str>,
+    pub persistent: Vec<&'a str>,
+    pub persistent_recursive: Vec<&'a str>,
 }
 
 /// Encodes one multi: a list of (opcode, body) ops.
