@@ -1,0 +1,195 @@
+//! Apache's transaction log files: `log.<hex zxid of the first entry>` in
+//! `dataLogDir/version-2`.
+//!
+//! Layout: a 16-byte `FileHeader` (i32 magic "ZKLG", i32 version 2, i64
+//! dbid), then records back to back:
+//!
+//! ```text
+//! i64  Adler-32 of the entry bytes
+//! i32  entry length (never 0 for a real entry)
+//! ...  entry: TxnHeader, the transaction record, [TxnDigest]
+//! u8   0x42 ('B'), the end-of-record marker
+//! ```
+//!
+//! Apache preallocates log files in 64 MiB steps, so the bytes after the last
+//! record are zeros; a zero length ends the file's entries.
+
+use std::ops::Range;
+
+/// "ZKLG".
+const LOG_MAGIC: i32 = 0x5a4b_4c47;
+/// The `FileHeader`.
+pub(super) const HEADER_BYTES: usize = 16;
+/// Checksum and length before each entry.
+const PREFIX_BYTES: usize = 12;
+/// Apache's end-of-record marker.
+const END_OF_RECORD: u8 = b'B';
+
+/// The verified entries of one log file and how the file ends.
+#[derive(Debug)]
+pub(super) struct Scan {
+    /// Each entry's record offset and the byte range of its entry.
+    pub records: Vec<(usize, Range<usize>)>,
+    pub end: End,
+}
+
+/// How the entries of a file end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum End {
+    /// After the last record there are only zeros (or nothing).
+    Clean,
+    /// The file header is missing or wrong.
+    BadHeader { detail: String },
+    /// A record at `offset` fails verification and nothing after it verifies:
+    /// a write cut short by a crash.
+    Torn { offset: usize, detail: String },
+    /// A record at `offset` fails verification, yet a valid record follows at
+    /// `valid_at`: damage, not a torn write.
+    Corrupt {
+        offset: usize,
+        detail: String,
+        valid_at: usize,
+    },
+}
+
+enum Probe {
+    Record {
+        entry: Range<usize>,
+        next: usize,
+    },
+    /// A zero length: the end of the entries if only zeros follow.
+    ZeroLength,
+    Invalid(String),
+}
+
+/// Verifies every record of a whole log file.
+pub(super) fn scan(bytes: &[u8]) -> Scan {
+    let mut records = Vec::new();
+    if bytes.len() < HEADER_BYTES {
+        // A file created an instant before a crash may not have its header.
+        let end = if bytes.iter().all(|&b| b == 0) {
+            End::Clean
+        } else {
+            End::BadHeader {
+                detail: format!(
+                    "only {} bytes long, too short for a log file header",
+                    bytes.len()
+                ),
+            }
+        };
+        return Scan { records, end };
+    }
+    let magic = be_i32(bytes, 0);
+    if magic != LOG_MAGIC {
+        return Scan {
+            records,
+            end: End::BadHeader {
+                detail: format!("magic number {magic:#010x} is not a transaction log's (\"ZKLG\")"),
+            },
+        };
+    }
+    let mut pos = HEADER_BYTES;
+    loop {
+        let detail = match probe(bytes, pos) {
+            Probe::Record { entry, next } => {
+                records.push((pos, entry));
+                pos = next;
+                continue;
+            }
+            Probe::ZeroLength if is_zero(&bytes[pos..]) => {
+                return Scan {
+                    records,
+                    end: End::Clean,
+                }
+            }
+            Probe::ZeroLength => {
+                "a zero length ends the entries here, yet nonzero bytes follow".to_string()
+            }
+            Probe::Invalid(detail) => detail,
+        };
+        let garbage_end = pos
+            + bytes[pos..]
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |last| last + 1);
+        let end = match find_valid_record(bytes, pos + 1, garbage_end) {
+            Some(valid_at) => End::Corrupt {
+                offset: pos,
+                detail,
+                valid_at,
+            },
+            None => End::Torn {
+                offset: pos,
+                detail,
+            },
+        };
+        return Scan { records, end };
+    }
+}
+
+fn probe(bytes: &[u8], pos: usize) -> Probe {
+    let rest = &bytes[pos..];
+    if rest.len() < PREFIX_BYTES {
+        if is_zero(rest) {
+            return Probe::ZeroLength;
+        }
+        return Probe::Invalid(format!(
+            "record cut short: only {} bytes are left for its 12-byte prefix",
+            rest.len()
+        ));
+    }
+    let stored = be_i64(bytes, pos);
+    let len = be_i32(bytes, pos + 8);
+    if len == 0 {
+        return Probe::ZeroLength;
+    }
+    if len < 0 {
+        return Probe::Invalid(format!("record length {len} is negative"));
+    }
+    let start = pos + PREFIX_BYTES;
+    let end = start + len as usize;
+    if end >= bytes.len() {
+        return Probe::Invalid(format!(
+            "record of {len} bytes runs past the end of the file ({} bytes left)",
+            bytes.len() - start
+        ));
+    }
+    if bytes[end] != END_OF_RECORD {
+        return Probe::Invalid(format!(
+            "record is not ended by 0x42 (found {:#04x})",
+            bytes[end]
+        ));
+    }
+    let computed = adler2::adler32_slice(&bytes[start..end]);
+    if stored != i64::from(computed) {
+        return Probe::Invalid(format!(
+            "checksum mismatch (stored {stored:#x}, computed {computed:#x})"
+        ));
+    }
+    Probe::Record {
+        entry: start..end,
+        next: end + 1,
+    }
+}
+
+/// The first offset in `from..until` where a record verifies: proof that
+/// damage before it is not a torn final write.
+fn find_valid_record(bytes: &[u8], from: usize, until: usize) -> Option<usize> {
+    (from..until).find(|&q| matches!(probe(bytes, q), Probe::Record { .. }))
+}
+
+fn is_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
+}
+
+fn be_i32(bytes: &[u8], at: usize) -> i32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&bytes[at..at + 4]);
+    i32::from_be_bytes(a)
+}
+
+fn be_i64(bytes: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&bytes[at..at + 8]);
+    i64::from_be_bytes(a)
+}
