@@ -381,10 +381,12 @@ impl Replay<'_, '_> {
     /// Replays one log file; returns the record that ended it if that record
     /// was torn.
     fn file(&mut self, path: &Path) -> Result<Option<TornRecord>, ImportError> {
-        let bytes = fs::read(path).map_err(|source| ImportError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = fs::File::open(path)
+            .and_then(txnlog::read_records)
+            .map_err(|source| ImportError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let scan = txnlog::scan(&bytes);
         for (offset, entry) in scan.records {
             let offset = offset as u64;

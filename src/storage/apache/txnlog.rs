@@ -13,7 +13,15 @@
 //!
 //! Apache preallocates log files in 64 MiB steps, so the bytes after the last
 //! record are zeros; a zero length ends the file's entries.
+//!
+//! Only the records and a window after them are read ([`read_records`]), not
+//! the whole preallocated file: checking that zeros follow the last record,
+//! and looking for valid records after a damaged one, stop at the end of the
+//! window, which is larger than any record Apache writes (`jute.maxbuffer`
+//! defaults to 1 MiB).
 
+use std::fs::File;
+use std::io::{self, BufReader, Read};
 use std::ops::Range;
 
 /// "ZKLG".
@@ -24,6 +32,35 @@ pub(super) const HEADER_BYTES: usize = 16;
 const PREFIX_BYTES: usize = 12;
 /// Apache's end-of-record marker.
 const END_OF_RECORD: u8 = b'B';
+
+/// How far past the apparent end of the records a file is read.
+const LOOKAHEAD_BYTES: u64 = 4 << 20;
+
+/// Reads the part of a log file that matters: the header, every record whose
+/// length fits in the file, and [`LOOKAHEAD_BYTES`] after them.
+pub(super) fn read_records(file: File) -> io::Result<Vec<u8>> {
+    let file_len = file.metadata()?.len();
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut bytes = Vec::new();
+    let mut read = |bytes: &mut Vec<u8>, n: u64| -> io::Result<bool> {
+        let before = bytes.len();
+        (&mut reader).take(n).read_to_end(bytes)?;
+        Ok((bytes.len() - before) as u64 == n)
+    };
+    if read(&mut bytes, HEADER_BYTES as u64)? {
+        let mut pos = HEADER_BYTES as u64;
+        while pos + PREFIX_BYTES as u64 <= file_len && read(&mut bytes, PREFIX_BYTES as u64)? {
+            let len = be_i32(&bytes, pos as usize + 8);
+            let end = pos + PREFIX_BYTES as u64 + u64::try_from(len).unwrap_or(0) + 1;
+            if len <= 0 || end > file_len || !read(&mut bytes, end - pos - PREFIX_BYTES as u64)? {
+                break;
+            }
+            pos = end;
+        }
+    }
+    read(&mut bytes, LOOKAHEAD_BYTES)?;
+    Ok(bytes)
+}
 
 /// The verified entries of one log file and how the file ends.
 #[derive(Debug)]
