@@ -80,11 +80,13 @@ pub struct ImportedState {
 /// A snapshot that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedSnapshot {
+    /// The snapshot file.
     pub path: PathBuf,
     /// The zxid in its name.
     pub zxid: i64,
     /// Byte offset of the problem.
     pub offset: u64,
+    /// What is wrong there.
     pub reason: String,
 }
 
@@ -103,8 +105,11 @@ impl fmt::Display for RejectedSnapshot {
 /// A record at the end of a log file's entries that failed verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornRecord {
+    /// The log file.
     pub path: PathBuf,
+    /// Byte offset of the record; the file's entries end there.
     pub offset: u64,
+    /// What failed verification.
     pub detail: String,
 }
 
@@ -112,30 +117,36 @@ pub struct TornRecord {
 /// file and, where there is one, the byte offset.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// A file or directory could not be read.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 
+    /// A directory given is not an Apache data directory.
     #[error(
         "{dir} has no {APACHE_VERSION_DIR} directory: give the dataDir (and dataLogDir) \
          from Apache ZooKeeper's zoo.cfg"
     )]
     NoVersionDir { dir: PathBuf },
 
+    /// dataDir and dataLogDir differ, yet one holds the other's files.
     #[error(
         "dataDir and dataLogDir are different directories but {dir} holds {what}; Apache \
          ZooKeeper refuses to start from such directories too: check both settings"
     )]
     MisplacedFiles { dir: PathBuf, what: String },
 
+    /// There is nothing to import from.
     #[error("{dir} holds no snapshot.<zxid> file{}", no_snapshot_hint(*.log_files))]
     NoSnapshot { dir: PathBuf, log_files: usize },
 
+    /// Every snapshot is damaged.
     #[error("no snapshot in {dir} is usable: {}", join(rejected))]
     NoUsableSnapshot {
         dir: PathBuf,
         rejected: Vec<RejectedSnapshot>,
     },
 
+    /// The snapshot to load is compressed.
     #[error(
         "{path} is {format}-compressed and import reads only uncompressed snapshots: \
          restart Apache ZooKeeper once without zookeeper.snapshot.compression.method so \
@@ -143,6 +154,8 @@ pub enum ImportError {
     )]
     CompressedSnapshot { path: PathBuf, format: &'static str },
 
+    /// A log record fails verification and a valid one follows it, or a log
+    /// file's header is wrong.
     #[error(
         "{path} at byte {offset}: {detail}: the log is damaged; restore it from a backup, \
          or accept losing every transaction after zxid {last_good_zxid:#x}: {remedy}, and \
@@ -158,18 +171,23 @@ pub enum ImportError {
         remedy: String,
     },
 
-    #[error("{path} at byte {offset}: transaction {zxid} cannot be imported: {detail}")]
+    /// A verified log record holds a transaction that cannot be replayed.
+    #[error(
+        "{path} at byte {offset}: transaction {} cannot be imported: {detail}",
+        zxid_or_unknown(*.zxid)
+    )]
     BadTransaction {
         path: PathBuf,
         offset: u64,
-        /// The transaction's zxid in hex, or "?" if its header is unreadable.
-        zxid: String,
+        /// `None` if the transaction's header is unreadable.
+        zxid: Option<i64>,
         detail: String,
     },
 
+    /// A zxid does not follow the one before it.
     #[error(
-        "{path} at byte {offset}: transaction {found:#x} follows {previous:#x}, so the \
-         transactions in between are missing from {log_dir}{context}"
+        "{path} at byte {offset}: {}{context}",
+        gap_detail(*.previous, *.found, .log_dir)
     )]
     Gap {
         path: PathBuf,
@@ -181,6 +199,7 @@ pub enum ImportError {
         context: String,
     },
 
+    /// The newest snapshot is damaged and the logs do not reach its zxid.
     #[error(
         "{} is damaged and the transaction logs in {log_dir} end at zxid {logs_end:#x}, \
          before its zxid {:#x}, so importing from the older {fallback} would lose \
@@ -193,6 +212,26 @@ pub enum ImportError {
         log_dir: PathBuf,
         logs_end: i64,
     },
+}
+
+fn gap_detail(previous: i64, found: i64, log_dir: &Path) -> String {
+    if found > previous {
+        format!(
+            "transaction {found:#x} follows {previous:#x}, so the transactions in between \
+             are missing from {}",
+            log_dir.display()
+        )
+    } else {
+        format!(
+            "transaction {found:#x} comes after {previous:#x}: the logs in {} are out of \
+             order or hold transactions twice",
+            log_dir.display()
+        )
+    }
+}
+
+fn zxid_or_unknown(zxid: Option<i64>) -> String {
+    zxid.map_or_else(|| "?".to_string(), |z| format!("{z:#x}"))
 }
 
 fn no_snapshot_hint(log_files: usize) -> &'static str {
@@ -346,7 +385,7 @@ fn choose_snapshot(
         let damage = match snapshot::has_trailer(path).map_err(io_error)? {
             Some(damage) => damage,
             None => match snapshot::load(path, options) {
-                Ok(loaded) => return Ok((file, loaded.tree, rejected)),
+                Ok(tree) => return Ok((file, tree, rejected)),
                 Err(LoadError::Io(source)) => return Err(io_error(source)),
                 Err(LoadError::Damaged(damage)) => damage,
             },
@@ -393,7 +432,7 @@ impl Replay<'_, '_> {
             let bad = |zxid: Option<i64>, detail: String| ImportError::BadTransaction {
                 path: path.to_path_buf(),
                 offset,
-                zxid: zxid.map_or_else(|| "?".to_string(), |z| format!("{z:#x}")),
+                zxid,
                 detail,
             };
             let (header, txn) = decode_entry(bytes.get(entry).unwrap_or_default())

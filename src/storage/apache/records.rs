@@ -100,7 +100,7 @@ pub(super) fn decode_entry(bytes: &[u8]) -> Result<(TxnHeader, LoggedTxn), Recor
         time: r.read_i64()?,
         kind: r.read_i32()?,
     };
-    let body = &bytes[r.position()..];
+    let body = bytes.get(r.position()..).unwrap_or_default();
     let txn = decode_txn(header.kind, body, false)?;
     // Whatever follows (a TxnDigest since 3.6) does not change the tree.
     Ok((header, txn))

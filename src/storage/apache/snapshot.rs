@@ -83,11 +83,6 @@ impl From<Damage> for LoadError {
     }
 }
 
-/// A snapshot read into a tree.
-pub(super) struct Loaded {
-    pub tree: DataTree,
-}
-
 /// The zxid Apache reads from a file name `<prefix>.<hex>[.anything]`
 /// (`Util.getZxidFromName`), or `None` if it is not such a name.
 pub(super) fn zxid_from_name(name: &str, prefix: &str) -> Option<i64> {
@@ -142,7 +137,7 @@ pub(super) fn has_trailer(path: &Path) -> io::Result<Option<Damage>> {
 /// Reads a whole uncompressed snapshot into a new tree, verifying every seal.
 /// The tree's last zxid is not set: the caller takes it from the file name,
 /// as Apache does.
-pub(super) fn load(path: &Path, options: TreeOptions) -> Result<Loaded, LoadError> {
+pub(super) fn load(path: &Path, options: TreeOptions) -> Result<DataTree, LoadError> {
     let file = File::open(path).map_err(LoadError::Io)?;
     let len = file.metadata().map_err(LoadError::Io)?.len();
     let mut r = SealedReader::new(BufReader::with_capacity(1 << 16, file), len);
@@ -238,7 +233,7 @@ pub(super) fn load(path: &Path, options: TreeOptions) -> Result<Loaded, LoadErro
         let rest = r.bytes(extra as usize, "sealed sections")?;
         verify_extra_sections(&rest, checksum, start)?;
     }
-    Ok(Loaded { tree })
+    Ok(tree)
 }
 
 /// Verifies the optional sections after the first seal: a zxid digest
