@@ -333,16 +333,19 @@ fn parse_sections(
     Ok(())
 }
 
+/// Callers take exactly the bytes needed; a short slice reads as 0.
 fn be_i32(bytes: &[u8]) -> i32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&bytes[..4]);
-    i32::from_be_bytes(a)
+    bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, i32::from_be_bytes)
 }
 
 fn be_i64(bytes: &[u8]) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&bytes[..8]);
-    i64::from_be_bytes(a)
+    bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, i64::from_be_bytes)
 }
 
 /// Reads jute primitives from a file, keeping the running Adler-32 of every

@@ -133,7 +133,7 @@ pub(super) fn scan(bytes: &[u8]) -> Scan {
                 pos = next;
                 continue;
             }
-            Probe::ZeroLength if is_zero(&bytes[pos..]) => {
+            Probe::ZeroLength if is_zero(tail(bytes, pos)) => {
                 return Scan {
                     records,
                     end: End::Clean,
@@ -145,7 +145,7 @@ pub(super) fn scan(bytes: &[u8]) -> Scan {
             Probe::Invalid(detail) => detail,
         };
         let garbage_end = pos
-            + bytes[pos..]
+            + tail(bytes, pos)
                 .iter()
                 .rposition(|&b| b != 0)
                 .map_or(0, |last| last + 1);
@@ -165,7 +165,7 @@ pub(super) fn scan(bytes: &[u8]) -> Scan {
 }
 
 fn probe(bytes: &[u8], pos: usize) -> Probe {
-    let rest = &bytes[pos..];
+    let rest = tail(bytes, pos);
     if rest.len() < PREFIX_BYTES {
         if is_zero(rest) {
             return Probe::ZeroLength;
@@ -215,18 +215,25 @@ fn find_valid_record(bytes: &[u8], from: usize, until: usize) -> Option<usize> {
     (from..until).find(|&q| matches!(probe(bytes, q), Probe::Record { .. }))
 }
 
+fn tail(bytes: &[u8], from: usize) -> &[u8] {
+    bytes.get(from..).unwrap_or_default()
+}
+
 fn is_zero(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| b == 0)
 }
 
+/// Callers check the bytes are there; a short slice reads as 0.
 fn be_i32(bytes: &[u8], at: usize) -> i32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&bytes[at..at + 4]);
-    i32::from_be_bytes(a)
+    bytes
+        .get(at..at.saturating_add(4))
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, i32::from_be_bytes)
 }
 
 fn be_i64(bytes: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&bytes[at..at + 8]);
-    i64::from_be_bytes(a)
+    bytes
+        .get(at..at.saturating_add(8))
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, i64::from_be_bytes)
 }
