@@ -71,6 +71,7 @@
 //! Memory: the in-memory index holds, per segment, an open file and one `u32`
 //! offset per entry; opening reads one segment at a time into memory.
 
+pub mod apache;
 mod error;
 mod io;
 mod log;

@@ -186,6 +186,13 @@ impl DataTree {
         self.options
     }
 
+    /// Changes how later transactions are judged (an imported tree is
+    /// replayed with the settings of the server that wrote it, then served
+    /// with ours).
+    pub fn set_options(&mut self, options: TreeOptions) {
+        self.options = options;
+    }
+
     /// The zxid of the last applied transaction.
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
