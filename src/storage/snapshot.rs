@@ -237,8 +237,12 @@ pub fn read_from(
     format::read(input, options)
 }
 
-/// Writes `image` durably as `dir/snapshot.<last_index>` and returns the
-/// path and metadata. Call it outside the tree's lock.
+/// Writes `image` durably as `dir/snapshot.<last_index>` (replacing one
+/// with the same index) and returns the path and metadata. Call it outside
+/// the tree's lock. On an error nothing new is left behind, except when
+/// only the final directory fsync failed: the complete snapshot is then in
+/// place but perhaps not durable, so the log must not be purged on its
+/// account.
 pub fn write_image(
     dir: &Path,
     image: &FrozenTree,
@@ -326,9 +330,10 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
 }
 
 /// Loads the newest snapshot in `dir` that verifies, trying older ones when
-/// one fails, and reports each it skipped. Removes leftover `.tmp` files, so
-/// call it at start-up, before any snapshot is being written. A missing
-/// directory holds no snapshots.
+/// one fails (damaged, unreadable, or not matching its name), and reports
+/// each it skipped. Removes leftover `.tmp` files, so call it at start-up,
+/// before any snapshot is being written. A missing directory holds no
+/// snapshots.
 pub fn load_newest_valid(dir: &Path, options: TreeOptions) -> Result<LoadedSnapshot, StorageError> {
     let mut loaded = LoadedSnapshot {
         newest: None,
@@ -340,6 +345,23 @@ pub fn load_newest_valid(dir: &Path, options: TreeOptions) -> Result<LoadedSnaps
     remove_temp_files(dir)?;
     for (last_index, path) in list_snapshots(dir)? {
         match read_snapshot(&path, options) {
+            Ok((_, meta)) if meta.last_index != last_index => {
+                // Replay and purge go by the name; a file that disagrees
+                // with it was renamed or copied and cannot be trusted.
+                let error = StorageError::Corrupt {
+                    path: path.clone(),
+                    offset: 16,
+                    detail: format!(
+                        "the snapshot covers the log up to index {}, but its name says {last_index}",
+                        meta.last_index
+                    ),
+                };
+                loaded.skipped.push(SkippedSnapshot {
+                    path,
+                    last_index,
+                    error,
+                });
+            }
             Ok((tree, meta)) => {
                 loaded.newest = Some(ValidSnapshot { path, meta, tree });
                 break;

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::proto::{perms, Acl, CreateMode, ErrorCode, Id, Stat};
@@ -492,6 +492,10 @@ fn load_falls_back_past_damaged_snapshots_and_reports_them() {
     fs::write(dir.path().join("snapshot.00000000000000FF"), b"not ours").unwrap();
     fs::write(dir.path().join("log.0000000000000001"), b"").unwrap();
 
+    // A valid snapshot under another snapshot's name.
+    let renamed = dir.path().join("snapshot.0000000000000032");
+    fs::copy(&paths[0], &renamed).unwrap();
+
     let loaded = load_newest_valid(dir.path(), TreeOptions::default()).unwrap();
     let newest = loaded.newest.expect("the oldest snapshot verifies");
     assert_eq!(newest.path, paths[0]);
@@ -506,10 +510,11 @@ fn load_falls_back_past_damaged_snapshots_and_reports_them() {
         })
         .collect();
     let newest_len = fs::metadata(&paths[2]).unwrap().len();
-    assert_eq!(skipped.len(), 2);
-    assert_eq!((skipped[0].0, skipped[0].1), (30, paths[2].as_path()));
-    assert!(skipped[0].2 < newest_len);
-    assert_eq!(skipped[1], (20, paths[1].as_path(), 0));
+    assert_eq!(skipped.len(), 3);
+    assert_eq!(skipped[0], (0x32, renamed.as_path(), 16));
+    assert_eq!((skipped[1].0, skipped[1].1), (30, paths[2].as_path()));
+    assert!(skipped[1].2 < newest_len);
+    assert_eq!(skipped[2], (20, paths[1].as_path(), 0));
     assert!(!dir.path().join("snapshot.0000000000000040.tmp").exists());
     assert!(dir.path().join("snapshot.00000000000000FF").exists());
 }
@@ -618,6 +623,40 @@ fn big_tree(count: usize, data_len: usize) -> DataTree {
     tree
 }
 
+/// Wall-clock and this thread's CPU time since `start`: the machine running
+/// the measurement may be busy with other work.
+struct Timer {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Timer {
+    fn start() -> Timer {
+        Timer {
+            wall: Instant::now(),
+            cpu: thread_cpu_time(),
+        }
+    }
+
+    fn show(&self) -> String {
+        format!(
+            "{:.3} ms ({:.3} ms CPU)",
+            self.wall.elapsed().as_secs_f64() * 1e3,
+            (thread_cpu_time() - self.cpu).as_secs_f64() * 1e3
+        )
+    }
+}
+
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only to `now`, which outlives the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
 /// Figures for a million 100-byte nodes:
 /// `cargo test --release --lib storage::snapshot::tests::measure -- --ignored --nocapture`
 #[test]
@@ -627,37 +666,35 @@ fn measure_a_million_nodes() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
-    let start = Instant::now();
+    let timer = Timer::start();
     let mut tree = big_tree(count, 100);
-    println!("build with DataTree::restore_node: {:?}", start.elapsed());
+    println!("build with DataTree::restore_node: {}", timer.show());
 
-    let start = Instant::now();
+    let timer = Timer::start();
     let image = capture(&tree);
-    let freeze = start.elapsed();
-    println!("capture (writer pause): {freeze:?}");
+    println!("capture (the writer pause): {}", timer.show());
 
-    let start = Instant::now();
+    let timer = Timer::start();
     let copied_chunks = tree.copy_nodes_deeply();
     println!(
-        "deep copy of the node storage ({copied_chunks} chunks), as a plain clone would: {:?}",
-        start.elapsed()
+        "deep copy of the node storage ({copied_chunks} chunks), as a plain clone would: {}",
+        timer.show()
     );
 
-    let start = Instant::now();
+    let timer = Timer::start();
     let mut buffer = Vec::new();
     write_to(&mut buffer, &image, &point(1)).unwrap();
     println!(
-        "serialize to memory: {:?} ({} bytes, {:.1} per node)",
-        start.elapsed(),
+        "serialize to memory: {} ({} bytes, {:.1} per node)",
+        timer.show(),
         buffer.len(),
         buffer.len() as f64 / count as f64
     );
 
     // Writes while the image is alive copy each chunk they touch once.
     let touch = |tree: &mut DataTree, round: usize| {
-        let start = Instant::now();
-        for i in 0..10_000 {
-            let txn = Txn {
+        let txns: Vec<Txn> = (0..10_000)
+            .map(|i| Txn {
                 session_id: ALICE,
                 cxid: 1,
                 time_ms: 0,
@@ -667,33 +704,40 @@ fn measure_a_million_nodes() {
                     data: b"new".to_vec(),
                     version: -1,
                 },
-            };
-            let applied = tree.apply(&txn);
+            })
+            .collect();
+        let timer = Timer::start();
+        for txn in &txns {
+            let applied = tree.apply(txn);
             assert_eq!(applied.result.error_code(), ErrorCode::Ok);
         }
-        start.elapsed()
+        timer.show()
     };
     let shared = touch(&mut tree, 0);
     let unshared = touch(&mut tree, 1);
-    println!("10,000 setData on random nodes: {shared:?} while an image shares the chunks, {unshared:?} after");
+    println!(
+        "10,000 setData on random nodes: {shared} while an image shares the chunks, {unshared} after"
+    );
 
     let dir = tempfile::tempdir().unwrap();
-    let start = Instant::now();
+    let timer = Timer::start();
     let (path, _) = write_image(dir.path(), &image, &point(1)).unwrap();
     println!(
-        "write_image (file, fsync): {:?}, {} bytes",
-        start.elapsed(),
+        "write_image (file, fsync): {}, {} bytes",
+        timer.show(),
         fs::metadata(&path).unwrap().len()
     );
     drop(image);
+    drop(tree);
 
-    let start = Instant::now();
+    let timer = Timer::start();
     let (restored, meta) = read_snapshot(&path, TreeOptions::default()).unwrap();
-    println!("read_snapshot: {:?}", start.elapsed());
+    println!("read_snapshot: {}", timer.show());
     assert_eq!(meta.node_count as usize, count + 1_000 + 4);
     assert_eq!(restored.node_count(), count + 1_000 + 5);
+    drop(restored);
 
-    let start = Instant::now();
+    let timer = Timer::start();
     let (_, _) = read_from(&buffer[..], TreeOptions::default()).unwrap();
-    println!("read_from memory: {:?}", start.elapsed());
+    println!("read_from memory: {}", timer.show());
 }
