@@ -78,6 +78,7 @@ mod log;
 mod meta;
 mod record;
 mod segment;
+pub mod snapshot;
 
 #[cfg(test)]
 mod tests;

@@ -106,9 +106,29 @@ impl AclCache {
         }
     }
 
+    /// Every list by reference, as it is now, for a frozen view of the tree.
+    pub(crate) fn freeze(&self) -> FrozenAcls {
+        FrozenAcls {
+            lists: self.entries.iter().map(|e| Arc::clone(&e.list)).collect(),
+            empty: Arc::clone(&self.empty),
+        }
+    }
+
     /// Distinct ACL lists in use (Apache's `aclCacheSize`).
     pub(crate) fn len(&self) -> usize {
         self.by_list.len()
+    }
+}
+
+/// The lists of an [`AclCache`] at one moment, read-only.
+pub(crate) struct FrozenAcls {
+    lists: Vec<Arc<[Acl]>>,
+    empty: Arc<[Acl]>,
+}
+
+impl FrozenAcls {
+    pub(crate) fn get(&self, acl_ref: AclRef) -> &Arc<[Acl]> {
+        self.lists.get(acl_ref.0 as usize).unwrap_or(&self.empty)
     }
 }
 

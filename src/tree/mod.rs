@@ -24,8 +24,10 @@
 
 mod acl_cache;
 pub mod ephemeral;
+mod frozen;
 mod path;
 pub mod quota;
+mod restore;
 mod store;
 
 use std::borrow::Cow;
@@ -38,11 +40,13 @@ use crate::txn::{Applied, Change, ChangeKind, CreateOp, Txn, TxnOp, TxnResult};
 
 use acl_cache::{AclCache, AclRef};
 pub use ephemeral::{ttl_owner, NodeKind, CONTAINER_OWNER, MAX_TTL_MS};
+pub use frozen::{FrozenNode, FrozenTree};
 use path::{java_length, name_of, top_namespace};
 pub use path::{parent_of, validate_path};
 use quota::{quota_path_of_parent, LIMITS_NODE, QUOTA_ROOT, STATS_NODE};
 pub use quota::{QuotaMetrics, StatsTrack};
-use store::{NodeId, NodeStore, ROOT};
+pub use restore::Restorer;
+use store::{NodeId, NodeStore, Slab, ROOT};
 
 /// The reserved subtree and its fixed children.
 pub const ZOOKEEPER_NODE: &str = "/zookeeper";
@@ -1012,27 +1016,32 @@ impl DataTree {
     /// Visits every node in pre-order (parents before children, children in
     /// the order [`NodeRef::children`] gives), with its path; the root is `/`.
     pub fn for_each_node(&self, mut visit: impl FnMut(&str, NodeRef<'_>)) {
-        visit(
-            "/",
-            NodeRef {
-                tree: self,
-                id: ROOT,
-            },
-        );
-        let mut path = String::new();
-        let mut pending: Vec<(NodeId, usize)> = Vec::new();
-        let push_children = |pending: &mut Vec<(NodeId, usize)>, id: NodeId, prefix_len: usize| {
-            let children: Vec<NodeId> = self.store.children(id).collect();
-            pending.extend(children.into_iter().rev().map(|child| (child, prefix_len)));
-        };
-        push_children(&mut pending, ROOT, 0);
-        while let Some((id, prefix_len)) = pending.pop() {
-            path.truncate(prefix_len);
-            path.push('/');
-            path.push_str(self.store.get(id).name());
-            visit(&path, NodeRef { tree: self, id });
-            push_children(&mut pending, id, path.len());
-        }
+        walk_preorder(self.store.nodes(), |path, id| {
+            visit(path, NodeRef { tree: self, id })
+        });
+    }
+
+    /// A read-only copy of the replicated state as it is now: every node,
+    /// the session table and the last zxid. It shares the node storage with
+    /// the tree (copy-on-write), so it costs a reference count per 512 nodes
+    /// plus a copy of the session table and of the distinct ACL lists, and
+    /// the tree stays free to change while the copy is read elsewhere.
+    pub fn freeze(&self) -> FrozenTree {
+        FrozenTree::new(
+            self.store.freeze(),
+            self.acls.freeze(),
+            self.sessions().collect(),
+            self.last_zxid,
+            self.store_node_count(),
+        )
+    }
+
+    /// Copies the node storage without sharing it, as a plain clone of the
+    /// tree would, and returns the number of chunks copied; for measuring
+    /// what [`DataTree::freeze`] saves.
+    #[cfg(test)]
+    pub(crate) fn copy_nodes_deeply(&self) -> usize {
+        self.store.nodes().deep_clone().chunk_count()
     }
 
     // ----- restoring from a snapshot -----
@@ -1188,6 +1197,27 @@ impl std::fmt::Debug for NodeRef<'_> {
             .field("stat", &self.stat())
             .field("data_length", &self.data().len())
             .finish()
+    }
+}
+
+/// Visits every attached node in pre-order (parents before children,
+/// children oldest first) with its path; the root is `/`.
+fn walk_preorder(slab: &Slab, mut visit: impl FnMut(&str, NodeId)) {
+    visit("/", ROOT);
+    let mut path = String::new();
+    let mut pending: Vec<(NodeId, usize)> = Vec::new();
+    let push_children = |pending: &mut Vec<(NodeId, usize)>, id: NodeId, prefix_len: usize| {
+        let start = pending.len();
+        pending.extend(slab.children(id).map(|child| (child, prefix_len)));
+        pending[start..].reverse();
+    };
+    push_children(&mut pending, ROOT, 0);
+    while let Some((id, prefix_len)) = pending.pop() {
+        path.truncate(prefix_len);
+        path.push('/');
+        path.push_str(slab.get(id).name());
+        visit(&path, id);
+        push_children(&mut pending, id, path.len());
     }
 }
 

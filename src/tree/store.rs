@@ -4,12 +4,22 @@
 //!
 //! The layout is chosen for memory: a node's name and data share one heap
 //! allocation, nothing stores a full path, and the lookup index costs about
-//! eight bytes per node (a `u32` slot at no more than 3/4 load). Paths are
+//! sixteen bytes per node (an 8-byte slot at no more than 3/4 load). A slot
+//! keeps 32 bits of its key's hash next to the node id, so that probing past
+//! other keys and rehashing never touch the nodes themselves: a lookup
+//! costs about one cache miss per path component that misses, two that hit. Paths are
 //! resolved component by component; full paths are rebuilt from parent links
 //! only where one is needed.
+//!
+//! The slab is a list of reference-counted chunks of [`CHUNK_NODES`] nodes,
+//! copied on write: [`NodeStore::freeze`] shares every chunk with a
+//! read-only [`Slab`] in time proportional to the number of chunks, and the
+//! first change to a shared chunk afterwards copies that chunk alone. A
+//! snapshot can thus be serialized from a consistent view while writers go on.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 
 use super::acl_cache::AclRef;
 use super::PersistedStat;
@@ -26,10 +36,17 @@ pub(crate) const ROOT: NodeId = 0;
 /// `name_len` of a slot on the free list.
 const FREE_SLOT: u32 = u32::MAX;
 
+/// Nodes per copy-on-write chunk. Small enough that the first write to a
+/// chunk shared with a frozen view copies only a few tens of kilobytes, large
+/// enough that freezing a million nodes shares only a few thousand chunks.
+pub(crate) const CHUNK_NODES: usize = 512;
+const CHUNK_SHIFT: u32 = CHUNK_NODES.trailing_zeros();
+const CHUNK_MASK: NodeId = (CHUNK_NODES - 1) as NodeId;
+
 /// One znode. The persisted stat fields are stored flat (not as a nested
 /// struct) so that the compiler can pack the `u32` fields without padding:
 /// 104 bytes plus the name-and-data allocation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub(crate) czxid: i64,
     pub(crate) mzxid: i64,
@@ -113,18 +130,90 @@ fn join(name: &str, data: &[u8]) -> Box<[u8]> {
     bytes.into_boxed_slice()
 }
 
+/// An index entry: a node and the hash of its `(parent, name)` key, whose
+/// low bits also choose the home slot.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    id: NodeId,
+    hash: u32,
+}
+
+const EMPTY: Slot = Slot { id: NIL, hash: 0 };
+
 /// The slab is full: more than `u32::MAX - 1` nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StoreFull;
 
+/// The nodes, addressed by id, in copy-on-write chunks. Cloning shares every
+/// chunk.
+#[derive(Clone, Default)]
+pub(crate) struct Slab {
+    chunks: Vec<Arc<Vec<Node>>>,
+    len: usize,
+}
+
+impl Slab {
+    pub(crate) fn get(&self, id: NodeId) -> &Node {
+        &self.chunks[(id >> CHUNK_SHIFT) as usize][(id & CHUNK_MASK) as usize]
+    }
+
+    /// The node, copying its chunk first if a frozen view shares it.
+    fn get_mut(&mut self, id: NodeId) -> &mut Node {
+        let chunk = &mut self.chunks[(id >> CHUNK_SHIFT) as usize];
+        &mut Arc::make_mut(chunk)[(id & CHUNK_MASK) as usize]
+    }
+
+    /// Slots allocated, free or not.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, node: Node) {
+        if self.len % CHUNK_NODES == 0 {
+            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK_NODES)));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            Arc::make_mut(last).push(node);
+            self.len += 1;
+        }
+    }
+
+    /// The ids of a node's children, oldest first.
+    pub(crate) fn children(&self, id: NodeId) -> ChildIds<'_> {
+        ChildIds {
+            slab: self,
+            next: self.get(id).first_child,
+        }
+    }
+
+    /// A copy sharing nothing with `self`, as a plain clone of the tree would
+    /// be; for measuring what copy-on-write saves.
+    #[cfg(test)]
+    pub(crate) fn deep_clone(&self) -> Slab {
+        Slab {
+            chunks: self
+                .chunks
+                .iter()
+                .map(|chunk| Arc::new(Vec::clone(chunk)))
+                .collect(),
+            len: self.len,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+}
+
 pub(crate) struct NodeStore {
-    nodes: Vec<Node>,
+    nodes: Slab,
     free_head: NodeId,
     live: usize,
     /// Open-addressing table (linear probing) of attached non-root nodes,
-    /// keyed by `(parent, name)` hashed through `hasher`. `NIL` marks an empty
-    /// slot. Length is zero or a power of two.
-    slots: Vec<NodeId>,
+    /// keyed by `(parent, name)` hashed through `hasher`. [`EMPTY`] marks an
+    /// empty slot. Length is zero or a power of two.
+    slots: Vec<Slot>,
     indexed: usize,
     hasher: RandomState,
 }
@@ -152,8 +241,10 @@ impl NodeStore {
             bytes: Box::default(),
         };
         root.set_persisted(root_stat);
+        let mut nodes = Slab::default();
+        nodes.push(root);
         NodeStore {
-            nodes: vec![root],
+            nodes,
             free_head: NIL,
             live: 1,
             slots: Vec::new(),
@@ -168,11 +259,22 @@ impl NodeStore {
     }
 
     pub(crate) fn get(&self, id: NodeId) -> &Node {
-        &self.nodes[id as usize]
+        self.nodes.get(id)
     }
 
     pub(crate) fn get_mut(&mut self, id: NodeId) -> &mut Node {
-        &mut self.nodes[id as usize]
+        self.nodes.get_mut(id)
+    }
+
+    /// The nodes, for traversals shared with frozen views.
+    pub(crate) fn nodes(&self) -> &Slab {
+        &self.nodes
+    }
+
+    /// A read-only view of every node as it is now, sharing the chunks (see
+    /// the module documentation). Costs one reference count per chunk.
+    pub(crate) fn freeze(&self) -> Slab {
+        self.nodes.clone()
     }
 
     /// Resolves an absolute path. `""` is the root, as in Apache's node map.
@@ -191,15 +293,18 @@ impl NodeStore {
             return None;
         }
         let mask = self.slots.len() - 1;
-        let mut i = self.hash(parent, name.as_bytes()) & mask;
+        let hash = self.hash(parent, name.as_bytes());
+        let mut i = hash as usize & mask;
         loop {
-            let id = self.slots[i];
-            if id == NIL {
+            let slot = self.slots[i];
+            if slot.id == NIL {
                 return None;
             }
-            let node = self.get(id);
-            if node.parent == parent && node.name_bytes() == name.as_bytes() {
-                return Some(id);
+            if slot.hash == hash {
+                let node = self.get(slot.id);
+                if node.parent == parent && node.name_bytes() == name.as_bytes() {
+                    return Some(slot.id);
+                }
             }
             i = (i + 1) & mask;
         }
@@ -237,7 +342,7 @@ impl NodeStore {
         let id = if self.free_head != NIL {
             let id = self.free_head;
             self.free_head = self.get(id).next_sibling;
-            self.nodes[id as usize] = node;
+            *self.get_mut(id) = node;
             id
         } else {
             let id = NodeId::try_from(self.nodes.len())
@@ -347,10 +452,7 @@ impl NodeStore {
     }
 
     pub(crate) fn children(&self, id: NodeId) -> ChildIds<'_> {
-        ChildIds {
-            store: self,
-            next: self.get(id).first_child,
-        }
+        self.nodes.children(id)
     }
 
     /// The node's absolute path, rebuilt from parent links.
@@ -373,40 +475,66 @@ impl NodeStore {
         path
     }
 
-    fn hash(&self, parent: NodeId, name: &[u8]) -> usize {
+    fn hash(&self, parent: NodeId, name: &[u8]) -> u32 {
         let mut hasher = self.hasher.build_hasher();
         hasher.write_u32(parent);
         hasher.write(name);
-        hasher.finish() as usize
+        // The low half: it also picks the home slot.
+        hasher.finish() as u32
     }
 
-    fn home_slot(&self, id: NodeId) -> usize {
+    fn slot_of(&self, id: NodeId) -> Slot {
         let node = self.get(id);
-        self.hash(node.parent, node.name_bytes()) & (self.slots.len() - 1)
+        Slot {
+            id,
+            hash: self.hash(node.parent, node.name_bytes()),
+        }
+    }
+
+    fn home(&self, slot: Slot) -> usize {
+        slot.hash as usize & (self.slots.len() - 1)
+    }
+
+    /// Makes room for `additional` more nodes, so that adding them neither
+    /// moves the chunk list nor rehashes the index.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.nodes.chunks.reserve(additional.div_ceil(CHUNK_NODES));
+        let wanted = self.indexed.saturating_add(additional);
+        let mut len = self.slots.len().max(16);
+        while wanted.saturating_mul(4) > len.saturating_mul(3) && len < usize::MAX / 2 {
+            len *= 2;
+        }
+        if len > self.slots.len() {
+            self.rehash(len);
+        }
     }
 
     fn index_insert(&mut self, id: NodeId) {
         if (self.indexed + 1) * 4 > self.slots.len() * 3 {
             self.grow_index();
         }
-        self.place(id);
+        let slot = self.slot_of(id);
+        self.place(slot);
         self.indexed += 1;
     }
 
-    fn place(&mut self, id: NodeId) {
+    fn place(&mut self, slot: Slot) {
         let mask = self.slots.len() - 1;
-        let mut i = self.home_slot(id);
-        while self.slots[i] != NIL {
+        let mut i = self.home(slot);
+        while self.slots[i].id != NIL {
             i = (i + 1) & mask;
         }
-        self.slots[i] = id;
+        self.slots[i] = slot;
     }
 
     fn grow_index(&mut self) {
-        let len = (self.slots.len() * 2).max(16);
-        let old = std::mem::replace(&mut self.slots, vec![NIL; len]);
-        for id in old.into_iter().filter(|&id| id != NIL) {
-            self.place(id);
+        self.rehash((self.slots.len() * 2).max(16));
+    }
+
+    fn rehash(&mut self, len: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; len]);
+        for slot in old.into_iter().filter(|slot| slot.id != NIL) {
+            self.place(slot);
         }
     }
 
@@ -417,10 +545,10 @@ impl NodeStore {
             return;
         }
         let mask = self.slots.len() - 1;
-        let mut hole = self.home_slot(id);
+        let mut hole = self.home(self.slot_of(id));
         loop {
-            match self.slots[hole] {
-                slot if slot == id => break,
+            match self.slots[hole].id {
+                found if found == id => break,
                 NIL => return,
                 _ => hole = (hole + 1) & mask,
             }
@@ -429,10 +557,10 @@ impl NodeStore {
         loop {
             probe = (probe + 1) & mask;
             let candidate = self.slots[probe];
-            if candidate == NIL {
+            if candidate.id == NIL {
                 break;
             }
-            let home = self.home_slot(candidate);
+            let home = self.home(candidate);
             // The candidate may fill the hole if the hole lies on its probe
             // path, i.e. no farther from its home than its current slot.
             if probe.wrapping_sub(home) & mask >= probe.wrapping_sub(hole) & mask {
@@ -440,14 +568,14 @@ impl NodeStore {
                 hole = probe;
             }
         }
-        self.slots[hole] = NIL;
+        self.slots[hole] = EMPTY;
         self.indexed -= 1;
     }
 }
 
 /// The ids of a node's children, oldest first.
 pub(crate) struct ChildIds<'a> {
-    store: &'a NodeStore,
+    slab: &'a Slab,
     next: NodeId,
 }
 
@@ -459,7 +587,7 @@ impl Iterator for ChildIds<'_> {
             return None;
         }
         let id = self.next;
-        self.next = self.store.get(id).next_sibling;
+        self.next = self.slab.get(id).next_sibling;
         Some(id)
     }
 }
@@ -537,6 +665,35 @@ mod tests {
         assert_eq!(names(&s, a), Vec::<String>::new());
         s.attach(ids[0]);
         assert_eq!(names(&s, a), ["x"]);
+    }
+
+    #[test]
+    fn frozen_view_is_unchanged_by_later_writes() {
+        let mut s = store();
+        let ids: Vec<NodeId> = (0..CHUNK_NODES * 2 + 3)
+            .map(|i| add(&mut s, ROOT, &format!("n{i}")))
+            .collect();
+        let frozen = s.freeze();
+        s.set_data(ids[5], b"new");
+        s.get_mut(ids[6]).version = 9;
+        s.detach(ids[7]);
+        s.free(ids[7]);
+        assert_eq!(add(&mut s, ROOT, "reused"), ids[7]);
+        let appended = add(&mut s, ROOT, "appended");
+
+        let frozen_names: Vec<&str> = frozen
+            .children(ROOT)
+            .map(|id| frozen.get(id).name())
+            .collect();
+        let expected: Vec<String> = (0..ids.len()).map(|i| format!("n{i}")).collect();
+        assert_eq!(frozen_names, expected);
+        assert_eq!(frozen.get(ids[5]).data(), b"");
+        assert_eq!(frozen.get(ids[6]).version, 0);
+        assert_eq!(s.get(ids[5]).data(), b"new");
+        assert_eq!(s.get(ids[6]).version, 9);
+        assert_eq!(s.get(appended).name(), "appended");
+        assert_eq!(s.lookup("/n7"), None);
+        assert_eq!(s.lookup("/reused"), Some(ids[7]));
     }
 
     #[test]
