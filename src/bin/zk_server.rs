@@ -92,6 +92,18 @@ enum Command {
         #[arg(long, default_value_t = 5, value_name = "SECONDS")]
         timeout: u64,
     },
+    /// Take over an Apache ZooKeeper dataDir: its znodes, ACLs, Stats, sessions
+    /// and zxids become this server's data (its dataDir must be empty).
+    Import {
+        /// The Apache server's dataDir (holding version-2/snapshot.*).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The Apache server's dataLogDir, when it differs from its dataDir.
+        #[arg(long, value_name = "DIR")]
+        log_dir: Option<PathBuf>,
+        /// This server's zoo.cfg (its dataDir and dataLogDir receive the data).
+        config: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
     /// Print the command `start` runs.
@@ -118,6 +130,11 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Import {
+            from,
+            log_dir,
+            config,
+        } => import(&config_path(config), &from, log_dir.as_deref()),
         Command::PrintCmd { config, log_file } => {
             print_cmd(&config_path(config), log_file.as_deref())
         }
@@ -161,6 +178,35 @@ fn main() -> ExitCode {
             } else {
                 server_status(&path, json, timeout)
             }
+        }
+    }
+}
+
+fn import(config_path: &Path, from: &Path, log_dir: Option<&Path>) -> ExitCode {
+    let run = || -> anyhow::Result<()> {
+        let (config, _warnings) = load_config(config_path)?;
+        let options = ServerOptions::from_config(&config)?;
+        let report = zookeeper_rs::server::recovery::import_apache(&options, from, log_dir)?;
+        for note in &report.notes {
+            eprintln!("warning: {note}");
+        }
+        println!(
+            "Imported {} znodes and {} sessions up to zxid 0x{:x} from {} and {} transactions in {} log files.",
+            report.nodes,
+            report.sessions,
+            report.last_zxid,
+            report.apache_snapshot.display(),
+            report.txns_replayed,
+            report.log_files
+        );
+        println!("Wrote {}. Start the server to serve it.", report.snapshot_written.display());
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zkServer import: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

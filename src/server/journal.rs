@@ -158,6 +158,26 @@ impl Journal {
     pub fn last_index(&self) -> u64 {
         self.next_index - 1
     }
+
+    /// The first index still in the log: 1 for a log never purged, the
+    /// index after the purge point otherwise.
+    pub fn first_available_index(&self) -> u64 {
+        self.log
+            .first_index()
+            .or_else(|| self.log.last_purged().map(|p| p.index + 1))
+            .unwrap_or(1)
+    }
+
+    /// Drops entries up to and including `index`, which a durable snapshot
+    /// covers. Never drops the last entry (the log keeps its position).
+    pub fn purge_through(&mut self, index: u64) -> Result<(), StorageError> {
+        let last = self.last_index();
+        let bound = index.min(last.saturating_sub(1));
+        if bound == 0 || bound < self.first_available_index() {
+            return Ok(());
+        }
+        self.log.purge_before(bound + 1)
+    }
 }
 
 /// Logs what recovery loaded.

@@ -17,6 +17,7 @@ pub mod journal;
 pub mod pipeline;
 pub mod prep;
 pub mod read;
+pub mod recovery;
 pub mod session;
 pub mod stats;
 
@@ -34,11 +35,11 @@ use tracing::{info, warn};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServerConfig;
 use crate::proto::Id;
-use crate::storage::LogOptions;
-use crate::tree::{DataTree, TreeOptions};
+use crate::tree::DataTree;
 use crate::watch::WatchManager;
 
-use self::journal::{Journal, JournalError};
+use self::journal::Journal;
+use self::recovery::{RecoveryError, Snapshotter};
 use self::pipeline::Proposal;
 use self::session::{SessionIdGenerator, SessionTracker};
 use self::stats::{ConnStats, ServerStats};
@@ -197,6 +198,8 @@ pub struct Shared {
     pub shutting_down: AtomicBool,
     /// Tells the write pipeline to drain and stop.
     pub stop_pipeline: Notify,
+    /// Asks the write pipeline to purge old snapshots and the log they cover.
+    pub purge_requested: Notify,
 }
 
 impl Shared {
@@ -300,8 +303,8 @@ pub enum OpenError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot recover from the transaction log: {0}")]
-    Journal(#[from] JournalError),
+    #[error("cannot recover the data: {0}")]
+    Recovery(#[from] RecoveryError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -323,26 +326,8 @@ impl Server {
         if !options.config.force_sync {
             warn!("forceSync=no: acknowledged writes can be lost if the machine crashes");
         }
-        let log_options = LogOptions {
-            segment_bytes: (options.config.pre_alloc_size_kb.saturating_mul(1024))
-                .clamp(64 << 10, 1 << 30),
-            force_sync: options.config.force_sync,
-        };
-        let (journal, tree) = tokio::task::block_in_place(|| -> Result<_, OpenError> {
-            let (journal, _recovery) = Journal::open(options.data_log_dir(), log_options)?;
-            let mut tree = DataTree::new(TreeOptions {
-                skip_acl: options.config.skip_acl,
-                enforce_quota: options.config.enforce_quota,
-            });
-            let stats = journal.replay(&mut tree, 0)?;
-            journal::log_recovery(
-                &stats,
-                tree.last_zxid(),
-                tree.node_count(),
-                tree.sessions().count(),
-            );
-            Ok((journal, tree))
-        })?;
+        let (journal, tree) =
+            tokio::task::block_in_place(|| recovery::recover(&options))?;
         let listener = TcpListener::bind(options.client_addr)
             .await
             .map_err(|source| OpenError::Bind {
@@ -396,6 +381,7 @@ impl Server {
             per_ip: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             stop_pipeline: Notify::new(),
+            purge_requested: Notify::new(),
         });
         Server {
             shared,
@@ -422,7 +408,14 @@ impl Server {
             proposals_rx,
             journal,
         } = self;
-        let pipeline = tokio::spawn(pipeline::run(shared.clone(), proposals_rx, journal));
+        let snapshotter = Snapshotter::new(&shared.options);
+        let pipeline = tokio::spawn(pipeline::run(
+            shared.clone(),
+            proposals_rx,
+            journal,
+            snapshotter,
+        ));
+        let purger = tokio::spawn(request_purges(shared.clone()));
         let expiry = tokio::spawn(expire_sessions(shared.clone()));
         let reaper = tokio::spawn(reap_containers_and_ttls(shared.clone()));
         info!(
@@ -467,6 +460,7 @@ impl Server {
         }
         expiry.abort();
         reaper.abort();
+        purger.abort();
         // Writes already queued are journaled and answered before the
         // pipeline stops; the bound only matters if the disk hangs.
         shared.stop_pipeline.notify_one();
@@ -511,6 +505,22 @@ async fn expire_sessions(shared: Arc<Shared>) {
                 Some(Err(_)) => shared.sessions().tracker.add(session_id, 0, now),
             }
         }
+    }
+}
+
+/// autopurge: every `autopurge.purgeInterval` hours (never when 0, Apache's
+/// default), old snapshots and the log they cover are deleted, keeping
+/// `autopurge.snapRetainCount`.
+async fn request_purges(shared: Arc<Shared>) {
+    let hours = u64::from(shared.options.config.autopurge_purge_interval_hours);
+    if hours == 0 {
+        return;
+    }
+    let mut interval = tokio::time::interval(Duration::from_secs(hours * 3600));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        shared.purge_requested.notify_one();
     }
 }
 

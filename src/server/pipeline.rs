@@ -21,6 +21,7 @@ use crate::storage::StorageError;
 use crate::txn::{Applied, Txn, TxnResult};
 
 use super::journal::Journal;
+use super::recovery::Snapshotter;
 use super::{ConnId, Hub, Outbound, Shared};
 
 /// Proposals waiting to be sequenced; senders wait when it is full.
@@ -70,7 +71,12 @@ pub async fn submit(shared: &Shared, txn: Txn, origin: Option<ConnId>) -> Option
     propose(shared, txn, origin).await?.await.ok()
 }
 
-pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Proposal>, mut journal: Journal) {
+pub async fn run(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Proposal>,
+    mut journal: Journal,
+    mut snapshotter: Snapshotter,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let received = tokio::select! {
@@ -78,6 +84,15 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Proposal>, mut jour
             _ = shared.stop_pipeline.notified() => {
                 // Refuse new proposals, finish the ones already queued.
                 rx.close();
+                continue;
+            }
+            _ = shared.purge_requested.notified() => {
+                let retain = shared.options.config.autopurge_snap_retain_count as usize;
+                if let Some(covered) = snapshotter.purge(retain) {
+                    if let Err(e) = tokio::task::block_in_place(|| journal.purge_through(covered)) {
+                        warn!(error = %e, "purging the transaction log failed");
+                    }
+                }
                 continue;
             }
         };
@@ -138,6 +153,12 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Proposal>, mut jour
                 }
                 outcomes.push((proposal.done, applied));
             }
+            snapshotter.after_apply(
+                &tree,
+                outcomes.len() as u64,
+                journal.last_index(),
+                shared.clock.wall_ms(),
+            );
         }
         // Writers hear back only after the batch's events are queued, so a
         // client always sees a watch event before the reply that shows it the
@@ -146,6 +167,11 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Proposal>, mut jour
             let _ = done.send(Ok(applied));
         }
     }
+    // A snapshot at a clean stop makes the next start a snapshot load
+    // rather than a long replay.
+    let last_index = journal.last_index();
+    let now = shared.clock.wall_ms();
+    tokio::task::block_in_place(|| snapshotter.final_snapshot(&shared.tree(), last_index, now));
     debug!("write pipeline stopped");
 }
 
