@@ -22,6 +22,8 @@ use crate::client::Client;
 
 /// How long completion may wait for the server before giving up quietly.
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the first prompt waits for the session.
+const FIRST_PROMPT_WAIT: Duration = Duration::from_secs(2);
 /// Lines of history kept on disk.
 const HISTORY_SIZE: usize = 1000;
 
@@ -35,6 +37,9 @@ pub fn run(shell: &mut Shell) -> u8 {
     }
     out_line("Welcome to ZooKeeper!");
     if stdin_is_terminal() {
+        // A first prompt that already says CONNECTED, unless the servers
+        // are slow to answer.
+        shell.wait_connected(FIRST_PROMPT_WAIT);
         match run_editor(shell) {
             Ok(code) => code,
             Err(e) => {
