@@ -118,3 +118,75 @@ fn prompt_completion_watches_and_history() {
     zk.send_line("quit").unwrap();
     zk.exp_eof().unwrap();
 }
+
+/// A TCP relay whose connections can all be cut at once, to make the shell
+/// lose its server without stopping it.
+struct Relay {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                links.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Relay { addr, task }
+    }
+
+    /// Closes the listener and, with the task's JoinSet, every link.
+    fn cut(self) {
+        self.task.abort();
+    }
+}
+
+#[test]
+fn reconnection_is_reported_and_the_session_goes_on() {
+    let server = Server::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let relay = runtime.block_on(Relay::start(server.addr()));
+    let hosts = format!("{},{}", relay.addr, server.connect_string());
+    let dir = tempfile::tempdir().unwrap();
+    let mut zk = shell(&hosts, &dir.path().join("history"));
+    zk.exp_string(&prompt(&hosts, 0)).unwrap();
+    zk.send_line("create -e /mine x").unwrap();
+    zk.exp_string("Created /mine").unwrap();
+    zk.exp_string(&prompt(&hosts, 1)).unwrap();
+
+    runtime.block_on(async { relay.cut() });
+    zk.exp_string(&format!(
+        "zkCli: lost the connection to {}",
+        relay_addr(&hosts)
+    ))
+    .unwrap();
+    let (_, session) = zk
+        .exp_regex(&format!(
+            "zkCli: reconnected to {}, session 0x[0-9a-f]+ resumed",
+            regex_escape(&server.connect_string())
+        ))
+        .unwrap();
+    assert!(session.contains("resumed"));
+    // The ephemeral node survived: the same session went on.
+    zk.send_line("getEphemerals /").unwrap();
+    zk.exp_string("[/mine]").unwrap();
+    zk.exp_string(&prompt(&hosts, 2)).unwrap();
+    zk.send_line("quit").unwrap();
+    zk.exp_eof().unwrap();
+}
+
+fn relay_addr(hosts: &str) -> &str {
+    hosts.split(',').next().unwrap_or_default()
+}
+
+fn regex_escape(text: &str) -> String {
+    text.replace('.', "\\.")
+}
