@@ -95,6 +95,11 @@ fn prompt_completion_watches_and_history() {
     zk.exp_eof().unwrap();
 
     let saved = std::fs::read_to_string(&history).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&history).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "history is private: {mode:o}");
+    }
     assert!(saved.contains("create /w one"), "{saved}");
     assert!(saved.contains("ls /zookeeper/quota"), "{saved}");
 

@@ -139,6 +139,7 @@ fn run_editor(shell: &mut Shell) -> rustyline::Result<u8> {
                         // Appending after each line keeps history when the
                         // shell is killed.
                         let _ = editor.append_history(path);
+                        restrict_to_owner(path);
                     }
                 }
                 let (flow, code) = run_line(shell, &line);
@@ -158,6 +159,17 @@ fn run_editor(shell: &mut Shell) -> rustyline::Result<u8> {
         }
     }
     Ok(status)
+}
+
+/// History holds `addauth` lines, credentials included: only the owner
+/// may read it.
+fn restrict_to_owner(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
 }
 
 /// Completes command names in the first word and znode paths in words
