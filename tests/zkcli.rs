@@ -199,12 +199,17 @@ fn failures_exit_non_zero_with_apache_messages() {
     fails(s, &["delete", "/a"], 1, "Node not empty: /a");
     fails(s, &["get", "a"], 1, "Path must start with / character");
     fails(s, &["get"], 1, "get [-s] [-w] [-b] [-x] [--json] path");
-    fails(s, &["get", "-q", "/a"], 1, "Unrecognized option: -q");
+    fails(
+        s,
+        &["get", "-q", "/a"],
+        1,
+        "org.apache.commons.cli.UnrecognizedOptionException: Unrecognized option: -q",
+    );
     fails(
         s,
         &["set", "/a", "x", "-v"],
         1,
-        "Missing argument for option: v",
+        "org.apache.commons.cli.MissingArgumentException: Missing argument for option: v",
     );
     fails(
         s,

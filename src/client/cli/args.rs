@@ -36,6 +36,15 @@ fn split_at_blank(s: &str) -> (&str, &str) {
     }
 }
 
+// Apache prints commons-cli's exceptions whole, class name included, and
+// scripts may match on that text.
+const UNRECOGNIZED: &str = "org.apache.commons.cli.UnrecognizedOptionException";
+const MISSING_ARGUMENT: &str = "org.apache.commons.cli.MissingArgumentException";
+/// For a second option of a mutually exclusive group.
+pub const ALREADY_SELECTED: &str = "org.apache.commons.cli.AlreadySelectedException";
+/// For a required option group none of whose options was given.
+pub const MISSING_OPTION: &str = "org.apache.commons.cli.MissingOptionException";
+
 /// One option a command takes: a one-letter name (`-s`) or a word (`--json`).
 #[derive(Debug, Clone, Copy)]
 pub struct Opt {
@@ -112,7 +121,7 @@ pub fn parse(spec: &[Opt], words: &[String]) -> Result<Parsed, CliError> {
                 Ok(iter.next().cloned())
             }
             _ => Err(CliError::usage(format!(
-                "Missing argument for option: {}",
+                "{MISSING_ARGUMENT}: Missing argument for option: {}",
                 opt.name
             ))),
         }
@@ -131,8 +140,9 @@ pub fn parse(spec: &[Opt], words: &[String]) -> Result<Parsed, CliError> {
                 Some((n, v)) => (n, Some(v)),
                 None => (long, None),
             };
-            let opt = find(name)
-                .ok_or_else(|| CliError::usage(format!("Unrecognized option: {word}")))?;
+            let opt = find(name).ok_or_else(|| {
+                CliError::usage(format!("{UNRECOGNIZED}: Unrecognized option: {word}"))
+            })?;
             let value = take_value(opt, inline, &mut iter)?;
             parsed.order.push(opt.name);
             parsed.options.insert(opt.name, value);
@@ -157,8 +167,9 @@ pub fn parse(spec: &[Opt], words: &[String]) -> Result<Parsed, CliError> {
         let mut rest = short;
         while let Some(c) = rest.chars().next() {
             let name = &rest[..c.len_utf8()];
-            let opt = find(name)
-                .ok_or_else(|| CliError::usage(format!("Unrecognized option: -{name}")))?;
+            let opt = find(name).ok_or_else(|| {
+                CliError::usage(format!("{UNRECOGNIZED}: Unrecognized option: -{name}"))
+            })?;
             rest = &rest[c.len_utf8()..];
             if opt.takes_value {
                 let value = take_value(opt, Some(rest), &mut iter)?;
@@ -208,11 +219,11 @@ mod tests {
         assert_eq!(p.args, ["set", "/a", "-s"]);
         assert_eq!(
             parse(&spec, &words("get -q /a")).unwrap_err().message,
-            "Unrecognized option: -q"
+            format!("{UNRECOGNIZED}: Unrecognized option: -q")
         );
         assert_eq!(
             parse(&spec, &words("set /a x -v")).unwrap_err().message,
-            "Missing argument for option: v"
+            format!("{MISSING_ARGUMENT}: Missing argument for option: v")
         );
     }
 }

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use base64::Engine as _;
 
-use super::args::{flag, parse, valued, Opt, Parsed};
+use super::args::{flag, parse, valued, Opt, Parsed, ALREADY_SELECTED, MISSING_OPTION};
 use super::format::{self, DataFormat};
 use super::quota::{self, QuotaError, StatsTrack};
 use super::tree;
@@ -872,7 +872,7 @@ fn one_quota_option(p: &Parsed) -> Result<Option<&'static str>, CliError> {
         .collect();
     if let [first, second, ..] = given.as_slice() {
         return Err(CliError::usage(format!(
-            "The option '{second}' was specified but an option from this group has already been selected: '{first}'"
+            "{ALREADY_SELECTED}: The option '{second}' was specified but an option from this group has already been selected: '{first}'"
         )));
     }
     Ok(given.first().copied())
@@ -882,9 +882,9 @@ async fn set_quota(client: &Client, words: &[String]) -> Result<(), CliError> {
     let spec = [valued("n"), valued("b"), valued("N"), valued("B")];
     let p = parse(&spec, words)?;
     let Some(option) = one_quota_option(&p)? else {
-        return Err(CliError::usage(
-            "Missing required option: [-n num soft quota, -b bytes soft quota, -N num hard quota, -B bytes hard quota]",
-        ));
+        return Err(CliError::usage(format!(
+            "{MISSING_OPTION}: Missing required option: [-n num soft quota, -b bytes soft quota, -N num hard quota, -B bytes hard quota]"
+        )));
     };
     if p.args.len() < 2 {
         return Err(CliError::usage(usage_of("setquota")));

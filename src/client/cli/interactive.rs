@@ -22,6 +22,8 @@ use crate::client::Client;
 
 /// How long completion may wait for the server before giving up quietly.
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the first prompt waits for the session.
+const FIRST_PROMPT_WAIT: Duration = Duration::from_secs(2);
 /// Lines of history kept on disk.
 const HISTORY_SIZE: usize = 1000;
 
@@ -35,6 +37,9 @@ pub fn run(shell: &mut Shell) -> u8 {
     }
     out_line("Welcome to ZooKeeper!");
     if stdin_is_terminal() {
+        // A first prompt that already says CONNECTED, unless the servers
+        // are slow to answer.
+        shell.wait_connected(FIRST_PROMPT_WAIT);
         match run_editor(shell) {
             Ok(code) => code,
             Err(e) => {
@@ -134,6 +139,7 @@ fn run_editor(shell: &mut Shell) -> rustyline::Result<u8> {
                         // Appending after each line keeps history when the
                         // shell is killed.
                         let _ = editor.append_history(path);
+                        restrict_to_owner(path);
                     }
                 }
                 let (flow, code) = run_line(shell, &line);
@@ -153,6 +159,17 @@ fn run_editor(shell: &mut Shell) -> rustyline::Result<u8> {
         }
     }
     Ok(status)
+}
+
+/// History holds `addauth` lines, credentials included: only the owner
+/// may read it.
+fn restrict_to_owner(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
 }
 
 /// Completes command names in the first word and znode paths in words

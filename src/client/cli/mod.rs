@@ -363,6 +363,13 @@ impl Shell {
         self.runtime.shutdown_timeout(Duration::from_millis(200));
     }
 
+    /// Waits up to `limit` for the session; a failure shows in the prompt.
+    fn wait_connected(&self, limit: Duration) {
+        if let Some(client) = &self.client {
+            let _ = self.runtime.block_on(client.wait_connected(limit));
+        }
+    }
+
     /// Prints the events that arrived while a command ran.
     pub fn flush_events(&self) {
         if let Some(events) = &self.events {
