@@ -199,7 +199,10 @@ fn import(config_path: &Path, from: &Path, log_dir: Option<&Path>) -> ExitCode {
             report.txns_replayed,
             report.log_files
         );
-        println!("Wrote {}. Start the server to serve it.", report.snapshot_written.display());
+        println!(
+            "Wrote {}. Start the server to serve it.",
+            report.snapshot_written.display()
+        );
         Ok(())
     };
     match run() {

@@ -39,8 +39,8 @@ use crate::tree::DataTree;
 use crate::watch::WatchManager;
 
 use self::journal::Journal;
-use self::recovery::{RecoveryError, Snapshotter};
 use self::pipeline::Proposal;
+use self::recovery::{RecoveryError, Snapshotter};
 use self::session::{SessionIdGenerator, SessionTracker};
 use self::stats::{ConnStats, ServerStats};
 
@@ -326,8 +326,7 @@ impl Server {
         if !options.config.force_sync {
             warn!("forceSync=no: acknowledged writes can be lost if the machine crashes");
         }
-        let (journal, tree) =
-            tokio::task::block_in_place(|| recovery::recover(&options))?;
+        let (journal, tree) = tokio::task::block_in_place(|| recovery::recover(&options))?;
         let listener = TcpListener::bind(options.client_addr)
             .await
             .map_err(|source| OpenError::Bind {

@@ -91,7 +91,11 @@ pub fn recover(options: &ServerOptions) -> Result<(Journal, DataTree), RecoveryE
                 sessions = valid.meta.session_count,
                 "loaded snapshot"
             );
-            (valid.tree, valid.meta.last_index, valid.path.display().to_string())
+            (
+                valid.tree,
+                valid.meta.last_index,
+                valid.path.display().to_string(),
+            )
         }
         None => (DataTree::new(tree_options(options)), 0, "none".to_string()),
     };
@@ -139,8 +143,8 @@ pub struct Snapshotter {
 impl Snapshotter {
     pub fn new(options: &ServerOptions) -> Snapshotter {
         let snap_count = u64::from(options.config.snap_count).max(2);
-        let mut rng = options.config.tick_time_ms as u64 ^ 0x9e37_79b9_7f4a_7c15
-            ^ std::process::id() as u64;
+        let mut rng =
+            options.config.tick_time_ms as u64 ^ 0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64;
         let threshold = next_threshold(snap_count, &mut rng);
         Snapshotter {
             dir: snapshot_dir(options.data_dir()),
@@ -201,7 +205,9 @@ impl Snapshotter {
         };
         match snapshot::write_snapshot(&self.dir, tree, &point) {
             Ok((path, _)) => info!(file = %path.display(), "snapshot written at shutdown"),
-            Err(e) => warn!(error = %e, "snapshot at shutdown failed; the log still holds everything"),
+            Err(e) => {
+                warn!(error = %e, "snapshot at shutdown failed; the log still holds everything")
+            }
         }
     }
 
@@ -299,22 +305,21 @@ pub fn import_apache(
         return Err(ImportError::NotEmpty(snap_dir));
     }
     drop(journal);
-    let state = crate::storage::apache::import(
-        apache_data_dir,
-        apache_log_dir,
-        tree_options(options),
-    )?;
+    let state =
+        crate::storage::apache::import(apache_data_dir, apache_log_dir, tree_options(options))?;
     let mut notes: Vec<String> = state
         .rejected_snapshots
         .iter()
         .map(|r| format!("skipped damaged Apache snapshot {r}"))
         .collect();
-    notes.extend(
-        state
-            .torn_tails
-            .iter()
-            .map(|t| format!("ignored a torn record at the end of {} (byte {}): {}", t.path.display(), t.offset, t.detail)),
-    );
+    notes.extend(state.torn_tails.iter().map(|t| {
+        format!(
+            "ignored a torn record at the end of {} (byte {}): {}",
+            t.path.display(),
+            t.offset,
+            t.detail
+        )
+    }));
     let point = SnapshotPoint {
         last_index: 0,
         last_term: 0,
