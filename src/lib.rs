@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod jute;
 pub mod proto;
+pub mod replication;
 pub mod server;
 pub mod storage;
 pub mod tree;

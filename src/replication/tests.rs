@@ -1,0 +1,177 @@
+//! openraft's storage test suite against our log store and machine adapter,
+//! and restart behaviour of both.
+
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::{
+    Entry, EntryPayload, Membership, RaftLogReader, RaftSnapshotBuilder, StorageError, Vote,
+};
+use tempfile::TempDir;
+
+use super::log_store::{log_id, LogClosed, LogStore};
+use super::state_machine::{Machine, MachineError, MachineSnapshot, MachineStore};
+use super::{NodeId, PeerNode, Request, TypeConfig};
+use crate::storage::LogOptions;
+
+/// A machine that records what it applied, in order.
+#[derive(Default)]
+struct Recorder {
+    state: Mutex<RecorderState>,
+}
+
+#[derive(Default, Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+struct RecorderState {
+    last_index: u64,
+    applied: Vec<(u64, Vec<u8>)>,
+}
+
+impl Machine for Recorder {
+    fn apply(&self, index: u64, payload: &[u8]) -> Vec<u8> {
+        let mut state = self.state.lock().unwrap();
+        state.last_index = index;
+        state.applied.push((index, payload.to_vec()));
+        format!("applied {index}").into_bytes()
+    }
+
+    fn advance(&self, index: u64) {
+        self.state.lock().unwrap().last_index = index;
+    }
+
+    fn snapshot(&self) -> Result<MachineSnapshot, MachineError> {
+        let state = self.state.lock().unwrap();
+        Ok(MachineSnapshot {
+            last_index: state.last_index,
+            bytes: postcard::to_allocvec(&*state).map_err(|e| MachineError(e.to_string()))?,
+        })
+    }
+
+    fn install(&self, last_index: u64, bytes: &[u8]) -> Result<(), MachineError> {
+        let decoded: RecorderState =
+            postcard::from_bytes(bytes).map_err(|e| MachineError(e.to_string()))?;
+        assert_eq!(decoded.last_index, last_index);
+        *self.state.lock().unwrap() = decoded;
+        Ok(())
+    }
+}
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, MachineStore<Recorder>, (TempDir, LogClosed)> for Builder {
+    async fn build(
+        &self,
+    ) -> Result<((TempDir, LogClosed), LogStore, MachineStore<Recorder>), StorageError<NodeId>>
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let options = LogOptions {
+            segment_bytes: 4096,
+            force_sync: true,
+        };
+        let (log, _, closed) = LogStore::open(dir.path(), options).unwrap();
+        let machine = MachineStore::open(dir.path(), Arc::new(Recorder::default())).unwrap();
+        Ok(((dir, closed), log, machine))
+    }
+}
+
+#[test]
+fn openraft_storage_suite_passes() {
+    Suite::test_all(Builder).unwrap();
+}
+
+fn normal(term: u64, index: u64, payload: &[u8]) -> Entry<TypeConfig> {
+    Entry {
+        log_id: log_id(term, index),
+        payload: EntryPayload::Normal(Request(payload.to_vec())),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vote_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let vote = Vote::new_committed(7, 2);
+    {
+        let (mut store, _, closed) = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+        store.save_vote(&vote).await.unwrap();
+        drop(store);
+        closed.wait().await;
+    }
+    let (mut store, _, _closed) = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+    assert_eq!(store.read_vote().await.unwrap(), Some(vote));
+    assert!(store.try_get_log_entries(0..10).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_restored_into_an_empty_machine_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let membership = Membership::new(vec![[1u64, 2, 3].into_iter().collect()], ());
+    {
+        let machine = Arc::new(Recorder::default());
+        let mut store = MachineStore::open(dir.path(), Arc::clone(&machine)).unwrap();
+        let entries = vec![
+            Entry {
+                log_id: log_id(1, 0),
+                payload: EntryPayload::Membership(membership.clone()),
+            },
+            normal(1, 1, b"one"),
+            Entry {
+                log_id: log_id(2, 2),
+                payload: EntryPayload::Blank,
+            },
+            normal(2, 3, b"three"),
+        ];
+        let responses = store.apply(entries).await.unwrap();
+        assert_eq!(responses[1].0, b"applied 1");
+        assert!(responses[2].0.is_empty());
+        let snapshot = store
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert_eq!(snapshot.meta.last_log_id, Some(log_id(2, 3)));
+        assert_eq!(snapshot.meta.last_membership.log_id(), &Some(log_id(1, 0)));
+    }
+    let machine = Arc::new(Recorder::default());
+    let mut store = MachineStore::open(dir.path(), Arc::clone(&machine)).unwrap();
+    let (applied, membership_now) = store.applied_state().await.unwrap();
+    assert_eq!(applied, Some(log_id(2, 3)));
+    assert_eq!(
+        membership_now.membership(),
+        &Membership::<NodeId, PeerNode>::new(vec![[1u64, 2, 3].into_iter().collect()], ())
+    );
+    let restored = machine.state.lock().unwrap().clone();
+    assert_eq!(
+        restored.applied,
+        vec![(1, b"one".to_vec()), (3, b"three".to_vec())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_snapshot_file_stops_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = MachineStore::open(dir.path(), Arc::new(Recorder::default())).unwrap();
+        store.apply(vec![normal(1, 1, b"one")]).await.unwrap();
+        store
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+    }
+    let path = dir
+        .path()
+        .join(super::state_machine::SNAPSHOT_DIR_NAME)
+        .join("current");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+    let opened = MachineStore::open(dir.path(), Arc::new(Recorder::default()));
+    let error = opened
+        .err()
+        .expect("a damaged snapshot must not load")
+        .to_string();
+    assert!(error.contains("checksum"), "{error}");
+}
