@@ -49,6 +49,10 @@
 //! and reports failures in its response bytes, so every replica reaches the
 //! same state.
 
+// openraft's trait signatures fix its error types, which are large; boxing
+// them at our edge would only move the copy.
+#![allow(clippy::result_large_err)]
+
 pub mod config;
 pub mod log_store;
 pub mod network;
@@ -148,7 +152,12 @@ impl Peer {
             .client
             .as_ref()
             .map(|client| {
-                let host = client.host.as_deref().unwrap_or(&quorum.host);
+                // A wildcard bind address tells other servers nothing about
+                // where to reach this one; its quorum host does.
+                let host = match client.host.as_deref() {
+                    Some(host) if !matches!(host, "0.0.0.0" | "::") => host,
+                    _ => &quorum.host,
+                };
                 join_host_port(host, client.port)
             })
             .unwrap_or_default();

@@ -159,9 +159,7 @@ enum PeerReply {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
-    ReadIndex(
-        Result<Option<LogId<NodeId>>, RaftError<NodeId, CheckIsLeaderError<NodeId, PeerNode>>>,
-    ),
+    ReadIndex(ReadIndexResult),
     Write(Result<Response, ForwardedWriteError>),
 }
 
@@ -175,6 +173,10 @@ pub enum ForwardedWriteError {
     #[error("the leader could not commit the write within {0:?}")]
     Timeout(Duration),
 }
+
+/// The leader's answer to a read-index request.
+pub type ReadIndexResult =
+    Result<Option<LogId<NodeId>>, RaftError<NodeId, CheckIsLeaderError<NodeId, PeerNode>>>;
 
 /// Who this peer is, for the handshake.
 #[derive(Clone, Debug)]
@@ -342,13 +344,7 @@ impl<T: Transport> PeerClient<T> {
 
     /// Asks this peer (the leader) for the log id a linearizable read must
     /// wait for.
-    pub async fn read_index(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<
-        Result<Option<LogId<NodeId>>, RaftError<NodeId, CheckIsLeaderError<NodeId, PeerNode>>>,
-        CallError,
-    > {
+    pub async fn read_index(&mut self, timeout: Duration) -> Result<ReadIndexResult, CallError> {
         match self.call_within(&PeerRequest::ReadIndex, timeout).await? {
             PeerReply::ReadIndex(result) => Ok(result),
             other => Err(CallError::Network(unexpected(&other))),

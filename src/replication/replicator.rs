@@ -42,6 +42,8 @@ use super::{NodeId, Peer, PeerNode, Raft, ReplicationConfig, Request, TcpTranspo
 const LOG_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between attempts to reach a quorum before bootstrapping.
 const BOOTSTRAP_PROBE_PAUSE: Duration = Duration::from_millis(50);
+/// Extra time a forwarding peer waits beyond the leader's own timeout.
+const FORWARD_MARGIN: Duration = Duration::from_secs(1);
 /// How long a bootstrap probe of one peer may take.
 const BOOTSTRAP_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -337,16 +339,31 @@ impl<T: Transport> Replicator<T> {
     /// connection when this peer does not lead. Forwarded writes from one
     /// peer go one at a time, in call order.
     pub async fn write_via_leader(&self, payload: Vec<u8>) -> Result<Vec<u8>, WriteError> {
-        let leader = match self.write(payload.clone()).await {
-            Err(WriteError::ForwardToLeader {
-                leader_id: Some(id),
-                leader: Some(node),
-            }) if id != self.id => (id, node),
-            other => return other,
+        let leader = match self.leader() {
+            Some(LeaderInfo { id, .. }) if id == self.id => return self.write(payload).await,
+            Some(LeaderInfo {
+                id,
+                node: Some(node),
+            }) => (id, node),
+            Some(LeaderInfo { id, node: None }) => {
+                return Err(WriteError::ForwardToLeader {
+                    leader_id: Some(id),
+                    leader: None,
+                })
+            }
+            None => {
+                return Err(WriteError::ForwardToLeader {
+                    leader_id: None,
+                    leader: None,
+                })
+            }
         };
         let mut to_leader = self.to_leader.lock().await;
         let client = self.client_for(&mut to_leader, leader.0, &leader.1);
-        match client.forward_write(payload, self.request_timeout).await {
+        // The leader gives up after its own request timeout and says so; the
+        // margin lets that answer arrive before this side gives up too.
+        let limit = self.request_timeout + FORWARD_MARGIN;
+        match client.forward_write(payload, limit).await {
             Ok(Ok(response)) => Ok(response.0),
             Ok(Err(ForwardedWriteError::Raft(e))) => Err(write_error(e)),
             Ok(Err(ForwardedWriteError::Timeout(limit))) => Err(WriteError::Timeout(limit)),
@@ -374,12 +391,16 @@ impl<T: Transport> Replicator<T> {
                 leader_id: Some(id),
                 leader: Some(node),
             }) if id != self.id => (id, node),
+            Err(ReadError::ForwardToLeader { .. }) => return Err(ReadError::NoLeader),
             other => return other,
         };
         let read_index = {
             let mut to_leader = self.to_leader.lock().await;
             let client = self.client_for(&mut to_leader, leader.0, &leader.1);
-            match client.read_index(self.request_timeout).await {
+            match client
+                .read_index(self.request_timeout + FORWARD_MARGIN)
+                .await
+            {
                 Ok(Ok(read_index)) => read_index,
                 Ok(Err(e)) => return Err(read_error(e)),
                 Err(e) => return Err(ReadError::Network(e.to_string())),
@@ -661,7 +682,14 @@ async fn add_observers(raft: Raft, my_id: NodeId, peers: Vec<Peer>) {
     loop {
         let missing: Vec<Peer> = {
             let current = metrics.borrow_and_update();
-            if current.state != ServerState::Leader || current.current_leader != Some(my_id) {
+            let membership_log = current.membership_config.log_id().map(|id| id.index);
+            let committed = membership_log <= current.last_applied.map(|id| id.index);
+            // openraft refuses a membership change while another is in flight
+            // (a new leader's, or the bootstrap's): wait for it to commit.
+            if current.state != ServerState::Leader
+                || current.current_leader != Some(my_id)
+                || !committed
+            {
                 Vec::new()
             } else {
                 let membership = current.membership_config.membership();

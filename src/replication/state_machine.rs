@@ -399,6 +399,10 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for MachineStore<M> {
     }
 }
 
+/// A snapshot as the file holds it: openraft's metadata and the machine's
+/// bytes.
+type StoredSnapshot = (SnapshotMeta<NodeId, PeerNode>, Vec<u8>);
+
 /// The durable snapshot file.
 struct SnapshotFile {
     dir: PathBuf,
@@ -436,7 +440,7 @@ impl SnapshotFile {
         self.dir.join(SNAPSHOT_FILE)
     }
 
-    fn load(&self) -> Result<Option<(SnapshotMeta<NodeId, PeerNode>, Vec<u8>)>, SnapshotFileError> {
+    fn load(&self) -> Result<Option<StoredSnapshot>, SnapshotFileError> {
         let path = self.path();
         let mut data = Vec::new();
         match File::open(&path) {

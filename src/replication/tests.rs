@@ -175,3 +175,25 @@ async fn a_damaged_snapshot_file_stops_the_open() {
         .to_string();
     assert!(error.contains("checksum"), "{error}");
 }
+
+#[test]
+fn peers_come_from_server_lines() {
+    let text = "dataDir=/tmp/zk\n\
+                server.1=zk1.example:2888:3888;2181\n\
+                server.2=zk2.example:2888:3888:participant;0.0.0.0:2182\n\
+                server.3=[2001:db8::3]:2888:3888:observer\n";
+    let loaded = crate::config::ServerConfig::from_str(text, "zoo.cfg").unwrap();
+    let peers: Vec<super::Peer> = loaded
+        .config
+        .servers
+        .iter()
+        .map(|spec| super::Peer::from_spec(spec).unwrap())
+        .collect();
+    assert_eq!(peers[0].node.quorum_addr, "zk1.example:2888");
+    assert_eq!(peers[0].node.client_addr, "zk1.example:2181");
+    assert!(peers[0].voter);
+    assert_eq!(peers[1].node.client_addr, "zk2.example:2182");
+    assert_eq!(peers[2].node.quorum_addr, "[2001:db8::3]:2888");
+    assert_eq!(peers[2].node.client_addr, "");
+    assert!(!peers[2].voter);
+}
