@@ -135,6 +135,13 @@ impl LogStore {
         ))
     }
 
+    /// The fault injector of the underlying log, for tests that make its
+    /// fsyncs fail.
+    #[cfg(any(test, feature = "failpoints"))]
+    pub fn fault_injector(&self) -> Option<Arc<crate::storage::FaultInjector>> {
+        self.log.lock().ok().map(|log| log.fault_injector())
+    }
+
     async fn submit(
         &self,
         command: WriteCommand,

@@ -66,6 +66,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// An inbound connection with no request for this long is closed (a live
 /// leader sends heartbeats many times a second).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A client connection idle for longer is replaced rather than reused (well
+/// within the accepting side's [`IDLE_TIMEOUT`]).
+const REUSE_IDLE_LIMIT: Duration = Duration::from_secs(20);
 /// How long the rest of a frame may take once its length has arrived.
 const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -240,6 +243,8 @@ pub struct PeerClient<T: Transport> {
     target: NodeId,
     addr: String,
     connection: Option<T::Stream>,
+    /// When the connection last completed a call.
+    last_used: Option<std::time::Instant>,
 }
 
 impl<T: Transport> PeerClient<T> {
@@ -256,6 +261,7 @@ impl<T: Transport> PeerClient<T> {
             target,
             addr,
             connection: None,
+            last_used: None,
         }
     }
 
@@ -275,7 +281,12 @@ impl<T: Transport> PeerClient<T> {
         })?;
         // Taken out for the duration of the call: if openraft abandons the
         // call half-way, the connection is dropped with the future.
-        let mut stream = match self.connection.take() {
+        // A connection idle for long may have been closed by the peer's
+        // idle timeout; a fresh one avoids sending a request into it.
+        let fresh_enough = self
+            .last_used
+            .is_some_and(|used| used.elapsed() < REUSE_IDLE_LIMIT);
+        let mut stream = match self.connection.take().filter(|_| fresh_enough) {
             Some(stream) => stream,
             None => self.connect(connect_timeout).await?,
         };
@@ -285,6 +296,7 @@ impl<T: Transport> PeerClient<T> {
             .await
             .map_err(|e| CallError::Network(e.into_io()))?;
         self.connection = Some(stream);
+        self.last_used = Some(std::time::Instant::now());
         Ok(reply)
     }
 

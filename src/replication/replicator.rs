@@ -202,6 +202,8 @@ pub struct Replicator<T: Transport = TcpTransport> {
     to_leader: Mutex<Option<PeerClient<T>>>,
     tasks: Vec<JoinHandle<()>>,
     log_closed: Option<LogClosed>,
+    #[cfg(any(test, feature = "failpoints"))]
+    fault_injector: Option<Arc<crate::storage::FaultInjector>>,
 }
 
 impl<T: Transport> Replicator<T> {
@@ -251,6 +253,8 @@ impl<T: Transport> Replicator<T> {
                 "dropped a torn write at the end of the raft log (never acknowledged)"
             );
         }
+        #[cfg(any(test, feature = "failpoints"))]
+        let fault_injector = log_store.fault_injector();
         let machine_store = MachineStore::open(dir, machine)?;
         let identity = PeerIdentity {
             id: my_id,
@@ -299,12 +303,20 @@ impl<T: Transport> Replicator<T> {
             to_leader: Mutex::new(None),
             tasks,
             log_closed: Some(log_closed),
+            #[cfg(any(test, feature = "failpoints"))]
+            fault_injector,
         })
     }
 
     /// This peer's id.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// The fault injector of this peer's log, to make its fsyncs fail.
+    #[cfg(any(test, feature = "failpoints"))]
+    pub fn log_fault_injector(&self) -> Option<Arc<crate::storage::FaultInjector>> {
+        self.fault_injector.clone()
     }
 
     /// The address this peer listens on for peers.

@@ -197,3 +197,115 @@ fn peers_come_from_server_lines() {
     assert_eq!(peers[2].node.client_addr, "");
     assert!(!peers[2].voter);
 }
+
+/// Three peers in this process, for tests that reach into their logs.
+async fn start_three(dirs: &[TempDir; 3], machines: &[Arc<Recorder>; 3]) -> Vec<super::Replicator> {
+    use super::network::Transport;
+    let mut listeners = Vec::new();
+    let mut peers = Vec::new();
+    for id in 1..=3u64 {
+        let listener = super::TcpTransport.bind("127.0.0.1:0").await.unwrap();
+        let quorum_addr = listener.local_addr().unwrap().to_string();
+        peers.push(super::Peer {
+            id,
+            node: PeerNode {
+                quorum_addr,
+                client_addr: String::new(),
+            },
+            voter: true,
+        });
+        listeners.push(listener);
+    }
+    let mut config =
+        super::ReplicationConfig::from_tick_time(std::time::Duration::from_millis(2000));
+    config.request_timeout = std::time::Duration::from_secs(2);
+    let mut replicators = Vec::new();
+    for (position, listener) in listeners.into_iter().enumerate() {
+        let replicator = super::Replicator::start_with_listener(
+            position as u64 + 1,
+            peers.clone(),
+            dirs[position].path(),
+            Arc::clone(&machines[position]),
+            super::TcpTransport,
+            config.clone(),
+            listener,
+        )
+        .await
+        .unwrap();
+        replicators.push(replicator);
+    }
+    replicators
+}
+
+async fn wait_for<T>(
+    limit: std::time::Duration,
+    mut condition: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = condition() {
+            return Some(value);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A write is acknowledged only once a quorum has fsynced it: with one
+/// follower's fsync failing the other follower still makes a quorum; with
+/// both failing, nothing is acknowledged or applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_is_acknowledged_only_when_a_quorum_synced_it() {
+    let dirs = [
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    ];
+    let machines: [Arc<Recorder>; 3] = Default::default();
+    let peers = start_three(&dirs, &machines).await;
+    let leader = wait_for(std::time::Duration::from_secs(10), || {
+        peers.iter().position(|p| p.role() == super::Role::Leader)
+    })
+    .await
+    .expect("no leader");
+    let followers: Vec<usize> = (0..3).filter(|&p| p != leader).collect();
+    peers[leader].write(b"before".to_vec()).await.unwrap();
+
+    peers[followers[0]]
+        .log_fault_injector()
+        .unwrap()
+        .set_fail_sync(true);
+    peers[leader]
+        .write(b"one follower failing".to_vec())
+        .await
+        .unwrap();
+    let on_other = wait_for(std::time::Duration::from_secs(10), || {
+        let state = machines[followers[1]].state.lock().unwrap();
+        (state.applied.len() == 2).then_some(())
+    })
+    .await;
+    assert!(
+        on_other.is_some(),
+        "the healthy follower did not apply the write"
+    );
+
+    peers[followers[1]]
+        .log_fault_injector()
+        .unwrap()
+        .set_fail_sync(true);
+    let refused = peers[leader].write(b"no quorum".to_vec()).await;
+    assert!(
+        refused.is_err(),
+        "a write was acknowledged without a quorum: {refused:?}"
+    );
+    let applied = machines[leader].state.lock().unwrap().applied.clone();
+    assert!(
+        applied.iter().all(|(_, payload)| payload != b"no quorum"),
+        "the leader applied an entry no quorum holds"
+    );
+    for peer in peers {
+        peer.shutdown().await;
+    }
+}
