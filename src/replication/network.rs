@@ -670,7 +670,9 @@ fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     let prefix = u32::try_from(len)
         .map_err(|_| FrameError::TooLarge(len))?
         .to_be_bytes();
-    frame[..4].copy_from_slice(&prefix);
+    if let Some(head) = frame.first_chunk_mut::<4>() {
+        *head = prefix;
+    }
     Ok(frame)
 }
 

@@ -458,26 +458,36 @@ impl SnapshotFile {
             path: path.clone(),
             detail: detail.to_string(),
         };
-        let header = data
-            .get(..SNAPSHOT_HEADER_BYTES)
+        let (magic, rest) = data
+            .split_first_chunk::<8>()
             .ok_or_else(|| corrupt("shorter than its header"))?;
-        if &header[..8] != SNAPSHOT_MAGIC {
+        let (version, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt("shorter than its header"))?;
+        let (crc, checked) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt("shorter than its header"))?;
+        let (meta_len, rest) = checked
+            .split_first_chunk::<8>()
+            .ok_or_else(|| corrupt("shorter than its header"))?;
+        if magic != SNAPSHOT_MAGIC {
             return Err(corrupt("bad magic"));
         }
-        if le_u32(&header[8..12]) != SNAPSHOT_VERSION {
+        if u32::from_le_bytes(*version) != SNAPSHOT_VERSION {
             return Err(corrupt("unknown format version"));
         }
-        if le_u32(&header[12..16]) != crc32c::crc32c(&data[16..]) {
+        if u32::from_le_bytes(*crc) != crc32c::crc32c(checked) {
             return Err(corrupt("checksum mismatch"));
         }
-        let meta_len = usize::try_from(le_u64(&header[16..24]))
+        let meta_len = usize::try_from(u64::from_le_bytes(*meta_len))
             .map_err(|_| corrupt("metadata length out of range"))?;
-        let meta_end = SNAPSHOT_HEADER_BYTES
-            .checked_add(meta_len)
-            .filter(|&end| end <= data.len())
+        let (meta, _) = rest
+            .split_at_checked(meta_len)
             .ok_or_else(|| corrupt("metadata length beyond the end of the file"))?;
-        let meta = postcard::from_bytes(&data[SNAPSHOT_HEADER_BYTES..meta_end])
+        let meta = postcard::from_bytes(meta)
             .map_err(|e| corrupt(&format!("metadata does not decode: {e}")))?;
+        // Within the file: the metadata's bounds were just checked.
+        let meta_end = SNAPSHOT_HEADER_BYTES + meta_len;
         let bytes = data.split_off(meta_end);
         Ok(Some((meta, bytes)))
     }
@@ -501,14 +511,16 @@ impl SnapshotFile {
             source,
         };
         let encoded_meta = postcard::to_allocvec(meta).map_err(|e| io(std::io::Error::other(e)))?;
+        let meta_len = (encoded_meta.len() as u64).to_le_bytes();
+        let crc = [&meta_len[..], &encoded_meta, bytes]
+            .iter()
+            .fold(0, |crc, part| crc32c::crc32c_append(crc, part));
         let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + encoded_meta.len());
         header.extend_from_slice(SNAPSHOT_MAGIC);
         header.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        header.extend_from_slice(&[0; 4]);
-        header.extend_from_slice(&(encoded_meta.len() as u64).to_le_bytes());
+        header.extend_from_slice(&crc.to_le_bytes());
+        header.extend_from_slice(&meta_len);
         header.extend_from_slice(&encoded_meta);
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[16..]), bytes);
-        header[12..16].copy_from_slice(&crc.to_le_bytes());
         let mut file = File::create(&tmp).map_err(io)?;
         file.write_all(&header).map_err(io)?;
         file.write_all(bytes).map_err(io)?;
@@ -529,18 +541,6 @@ fn sync_dir(dir: &Path) -> Result<(), SnapshotFileError> {
             path: dir.to_path_buf(),
             source,
         })
-}
-
-fn le_u32(bytes: &[u8]) -> u32 {
-    let mut buf = [0; 4];
-    buf.copy_from_slice(bytes);
-    u32::from_le_bytes(buf)
-}
-
-fn le_u64(bytes: &[u8]) -> u64 {
-    let mut buf = [0; 8];
-    buf.copy_from_slice(bytes);
-    u64::from_le_bytes(buf)
 }
 
 fn sm_error(verb: ErrorVerb, error: &(dyn std::error::Error + 'static)) -> StorageError<NodeId> {
