@@ -19,9 +19,11 @@
 //! leader's lease (`election_timeout_max` since the last heartbeat) runs, then
 //! waits its own randomised election timeout, checked on a timer of 1.5
 //! heartbeats: a leader's death is repaired after roughly
-//! `election_timeout_max + [min, max) + 1.5 heartbeats`, about 2.1 to 2.7 s at
-//! the default tickTime. A fresh ensemble elects at once: the bootstrapping
-//! peer campaigns as soon as it initialises the membership.
+//! `election_timeout_max + [min, max)` from its last heartbeat, 1.8 to 2.4 s
+//! at the default tickTime (measured on 127.0.0.1: a new leader 1.97 to
+//! 2.08 s after the old one stopped, over six runs). A fresh ensemble elects
+//! at once: the bootstrapping peer campaigns as soon as it initialises the
+//! membership (measured: 18 to 88 ms from start to an agreed leader).
 //!
 //! # Snapshots and purging
 //!
