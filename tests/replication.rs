@@ -301,12 +301,7 @@ async fn three_peers_elect_a_leader_and_apply_writes_in_one_order() {
 
     let writes = payloads(0..50);
     for (i, payload) in writes.iter().enumerate() {
-        let response = cluster
-            .node(leader)
-            .replicator
-            .write(payload.clone())
-            .await
-            .unwrap();
+        let response = cluster.write(payload).await;
         assert!(
             String::from_utf8(response).unwrap().starts_with("ok "),
             "write {i}"
@@ -315,6 +310,8 @@ async fn three_peers_elect_a_leader_and_apply_writes_in_one_order() {
     cluster
         .wait_all_applied(&writes, Duration::from_secs(10))
         .await;
+    // Leadership is stable on an idle ensemble, but ask again rather than assume.
+    let leader = cluster.agreed_leader().expect("no agreed leader");
 
     // A follower refuses a write and names the leader; forwarding works.
     let follower = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
