@@ -641,3 +641,37 @@ async fn the_ensemble_forms_without_its_lowest_participant() {
         .await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_campaigns_still_elect_a_leader() {
+    let mut cluster = Cluster::start(&[1, 2, 3], &[], config()).await;
+    let leader = cluster
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .unwrap();
+    cluster.stop(leader).await;
+    let [a, b] = [1, 2, 3]
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect::<Vec<_>>()[..]
+    else {
+        unreachable!()
+    };
+    // Both campaign at the same instant and vote for themselves: a split vote.
+    let (trigger_a, trigger_b) = (
+        cluster.node(a).replicator.raft().trigger(),
+        cluster.node(b).replicator.raft().trigger(),
+    );
+    let (first, second) = tokio::join!(trigger_a.elect(), trigger_b.elect());
+    first.unwrap();
+    second.unwrap();
+    let started = Instant::now();
+    let elected = cluster.wait_for_leader(Duration::from_secs(15)).await;
+    eprintln!(
+        "{elected:?} elected {:?} after simultaneous campaigns",
+        started.elapsed()
+    );
+    assert!(elected.is_some(), "the split vote never resolved");
+    cluster.write(b"after the split").await;
+    cluster.shutdown().await;
+}

@@ -10,8 +10,9 @@
 //!   handshake, and campaigns at once, so a fresh ensemble has a leader as
 //!   soon as a quorum is up;
 //! - any other participant does the same if it is still uninitialised after
-//!   a grace period (the lowest one may be down for good); openraft allows
-//!   several peers to initialise with the same membership;
+//!   a grace period (the lowest one may be down for good): five election
+//!   timeouts times its rank among the participants, so that they take turns;
+//!   openraft allows several peers to initialise with the same membership;
 //! - observers never initialise; whichever peer leads adds every configured
 //!   observer that the membership lacks as a learner.
 //!
@@ -282,7 +283,13 @@ impl<T: Transport> Replicator<T> {
             raft.clone(),
             identity.clone(),
         ))];
-        let grace = Duration::from_millis(raft_config.election_timeout_max).saturating_mul(5);
+        let election_timeout_max = Duration::from_millis(raft_config.election_timeout_max);
+        let grace = election_timeout_max.saturating_mul(5);
+        tasks.push(tokio::spawn(break_split_votes(
+            raft.clone(),
+            my_id,
+            election_timeout_max.saturating_mul(2),
+        )));
         tasks.push(tokio::spawn(bootstrap(
             raft.clone(),
             my_id,
@@ -632,7 +639,11 @@ async fn bootstrap<T: Transport>(
     if !voters.contains_key(&my_id) {
         return;
     }
-    let lowest = voters.keys().next().copied() == Some(my_id);
+    // The lowest id goes at once; the others one after another, each a grace
+    // period later, so that they do not all campaign at the same instant.
+    let rank = voters.keys().position(|&id| id == my_id).unwrap_or(0);
+    let lowest = rank == 0;
+    let grace = grace.saturating_mul(u32::try_from(rank).unwrap_or(u32::MAX));
     let wait_from = Instant::now();
     let quorum = voters.len() / 2 + 1;
     loop {
@@ -655,6 +666,52 @@ async fn bootstrap<T: Transport>(
             }
         }
         tokio::time::sleep(BOOTSTRAP_PROBE_PAUSE).await;
+    }
+}
+
+/// Desynchronises peers whose campaigns keep colliding.
+///
+/// openraft 0.9 draws a node's election timeout once per process and checks
+/// it on a timer tick of 1.5 heartbeats, so two candidates whose timeouts
+/// round to the same number of ticks, and who once campaigned at the same
+/// moment, campaign together again every round and split the vote forever.
+/// Each time this peer starts a campaign, it holds back its next one by a
+/// random pause (openraft's runtime switch for elections). Only the timing
+/// of elections changes; openraft still decides every vote.
+async fn break_split_votes(raft: Raft, my_id: NodeId, max_pause: Duration) {
+    let seed = std::collections::hash_map::RandomState::new();
+    let mut metrics = raft.metrics();
+    let mut last_campaign = 0;
+    let mut resume_at: Option<tokio::time::Instant> = None;
+    loop {
+        let (state, term) = {
+            let current = metrics.borrow_and_update();
+            (current.state, current.current_term)
+        };
+        if state == ServerState::Candidate && term > last_campaign {
+            last_campaign = term;
+            let draw = std::hash::BuildHasher::hash_one(&seed, (my_id, term));
+            let pause_ms = draw % u64::try_from(max_pause.as_millis()).unwrap_or(1).max(1);
+            raft.runtime_config().elect(false);
+            resume_at = Some(tokio::time::Instant::now() + Duration::from_millis(pause_ms));
+        }
+        tokio::select! {
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = sleep_until(resume_at), if resume_at.is_some() => {
+                raft.runtime_config().elect(true);
+                resume_at = None;
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline).await;
     }
 }
 
