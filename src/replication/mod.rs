@@ -45,9 +45,29 @@
 //! - [`Machine::install`] replaces the whole state (a leader sent a snapshot
 //!   because this peer lagged behind its purged log).
 //!
+//! - `apply` and `advance` run on openraft's state machine task, one entry
+//!   at a time: keep them short and free of blocking I/O. `snapshot` and
+//!   `install` run on the blocking pool.
+//!
 //! Entries whose application fails are still entries: apply is deterministic
 //! and reports failures in its response bytes, so every replica reaches the
 //! same state.
+//!
+//! # What openraft 0.9 cannot do, and what this layer does instead
+//!
+//! - No leadership transfer ([`Replicator::transfer_leadership`] says so): a
+//!   leader that leaves costs one election timeout.
+//! - A storage error stops the peer's consensus engine (fail-stop), including
+//!   a full disk; the standalone server instead keeps serving reads then.
+//! - Election timeouts are drawn once per process and checked on a coarse
+//!   tick, so colliding campaigns can repeat forever; the replicator adds a
+//!   random pause after each campaign (see `replicator`).
+//!
+//! # Ports
+//!
+//! Every peer-to-peer message (votes included) goes to the peer's quorum
+//! port (`server.N=host:quorumPort:electionPort`). openraft has no separate
+//! election channel, so the election port is not used by this layer.
 
 // openraft's trait signatures fix its error types, which are large; boxing
 // them at our edge would only move the copy.
