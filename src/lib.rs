@@ -12,6 +12,7 @@ pub mod config;
 pub mod jute;
 pub mod ops;
 pub mod proto;
+pub mod replication;
 pub mod server;
 pub mod storage;
 pub mod tree;
