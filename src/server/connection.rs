@@ -333,10 +333,7 @@ async fn establish_session(
     };
     let (session_id, timeout_ms) = if req.session_id != 0 {
         let known = shared.tree().session_timeout(req.session_id);
-        let alive = shared
-            .sessions()
-            .tracker
-            .touch(req.session_id, shared.elapsed_ms());
+        let alive = shared.sessions().touch(req.session_id, shared.elapsed_ms());
         match known {
             Some(timeout) if alive => {
                 if req.password != session_password(req.session_id) {
@@ -432,7 +429,6 @@ async fn read_loop(
         let alive = ctx
             .shared
             .sessions()
-            .tracker
             .touch(ctx.session_id, ctx.shared.elapsed_ms());
         if !alive {
             info!(
@@ -678,13 +674,17 @@ async fn respond_loop(
             } => {
                 let reply = match outcome.await {
                     Ok(Ok(applied)) => write_reply(xid, op, &multi_ops, applied),
-                    Ok(Err(pipeline::Refused::DiskFull)) => {
-                        // Not applied and not durable: the client may retry.
+                    Ok(Err(refused)) => {
+                        // Not applied: the client may retry.
                         let zxid = shared.tree().last_zxid();
+                        let err = match refused {
+                            pipeline::Refused::DiskFull => ErrorCode::SystemError,
+                            pipeline::Refused::NotReplicated => ErrorCode::ConnectionLoss,
+                        };
                         let header = ReplyHeader {
                             xid,
                             zxid,
-                            err: ErrorCode::SystemError.code(),
+                            err: err.code(),
                         };
                         (encode_reply(&header, &Response::Empty), zxid)
                     }
@@ -717,6 +717,16 @@ async fn respond_loop(
                     session_id,
                     auth: &auth,
                 };
+                if let (Request::Sync { .. }, Some(ensemble)) = (&request, shared.ensemble()) {
+                    // The next read on this member must see every write
+                    // committed before the sync.
+                    if !ensemble.sync().await {
+                        warn!(
+                            session = format_args!("0x{session_id:x}"),
+                            "sync could not reach the leader"
+                        );
+                    }
+                }
                 let outcome = read::execute(&shared, &ctx, &request);
                 reads_in_line.executed();
                 let Some(outcome) = outcome else {

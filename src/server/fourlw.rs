@@ -123,7 +123,7 @@ fn server_summary(shared: &Shared, out: &mut String, with_clients: bool) {
     let _ = writeln!(out, "Connections: {}", shared.hub().conns.len());
     let _ = writeln!(out, "Outstanding: {}", outstanding(shared));
     let _ = writeln!(out, "Zxid: 0x{zxid:x}");
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", shared.mode());
     let _ = writeln!(out, "Node count: {nodes}");
 }
 
@@ -283,7 +283,7 @@ fn monitor(shared: &Shared, out: &mut String) {
         let _ = writeln!(out, "zk_{key}\t{value}");
     };
     line("version", &crate::ZOOKEEPER_VERSION);
-    line("server_state", &"standalone");
+    line("server_state", &shared.mode());
     line("avg_latency", &java_average(avg));
     line("max_latency", &max);
     line("min_latency", &min);

@@ -12,6 +12,7 @@
 //!    session. Never held while taking the other two.
 
 pub mod connection;
+pub mod ensemble;
 pub mod fourlw;
 pub mod journal;
 pub mod pipeline;
@@ -21,7 +22,7 @@ pub mod recovery;
 pub mod session;
 pub mod stats;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +39,7 @@ use crate::proto::Id;
 use crate::tree::DataTree;
 use crate::watch::WatchManager;
 
+use self::ensemble::Ensemble;
 use self::journal::Journal;
 use self::pipeline::Proposal;
 use self::recovery::{RecoveryError, Snapshotter};
@@ -177,6 +179,21 @@ pub struct Sessions {
     pub ids: SessionIdGenerator,
     /// Which connection currently carries each session.
     pub owner: HashMap<i64, ConnId>,
+    /// Sessions this server's clients kept alive since the last liveness
+    /// report to the ensemble's leader.
+    pub touched: HashSet<i64>,
+}
+
+impl Sessions {
+    /// Records a session's activity; false when it is no longer tracked
+    /// (expired or closed).
+    pub fn touch(&mut self, session_id: i64, now_ms: i64) -> bool {
+        let alive = self.tracker.touch(session_id, now_ms);
+        if alive {
+            self.touched.insert(session_id);
+        }
+        alive
+    }
 }
 
 /// Everything the server's tasks share.
@@ -200,6 +217,8 @@ pub struct Shared {
     pub stop_pipeline: Notify,
     /// Asks the write pipeline to purge old snapshots and the log they cover.
     pub purge_requested: Notify,
+    /// Set once when this server is a member of an ensemble.
+    ensemble: std::sync::OnceLock<Arc<Ensemble>>,
 }
 
 impl Shared {
@@ -230,6 +249,19 @@ impl Shared {
         match self.sessions.lock() {
             Ok(guard) => guard,
             Err(_) => poisoned("session table"),
+        }
+    }
+
+    /// The ensemble this server is a member of, if any.
+    pub fn ensemble(&self) -> Option<&Arc<Ensemble>> {
+        self.ensemble.get()
+    }
+
+    /// `standalone`, or this member's role: what `srvr` prints after `Mode:`.
+    pub fn mode(&self) -> &'static str {
+        match self.ensemble() {
+            None => "standalone",
+            Some(ensemble) => ensemble.mode(),
         }
     }
 
@@ -292,7 +324,9 @@ pub struct Server {
     shared: Arc<Shared>,
     listener: TcpListener,
     proposals_rx: mpsc::Receiver<Proposal>,
-    journal: Journal,
+    /// The standalone server's journal; an ensemble member's log belongs to
+    /// the replication layer instead.
+    journal: Option<Journal>,
 }
 
 /// Why a server could not start.
@@ -305,6 +339,8 @@ pub enum OpenError {
     },
     #[error("cannot recover the data: {0}")]
     Recovery(#[from] RecoveryError),
+    #[error("cannot join the ensemble: {0}")]
+    Ensemble(#[from] crate::replication::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -326,20 +362,28 @@ impl Server {
         if !options.config.force_sync {
             warn!("forceSync=no: acknowledged writes can be lost if the machine crashes");
         }
-        let (journal, tree) = tokio::task::block_in_place(|| recovery::recover(&options))?;
+        let distributed = options.config.is_distributed();
+        let (journal, tree) = if distributed {
+            // A member's state comes from the replicated log and its
+            // snapshot, which the replication layer hands to the tree.
+            (None, DataTree::new(recovery::tree_options(&options)))
+        } else {
+            let (journal, tree) = tokio::task::block_in_place(|| recovery::recover(&options))?;
+            (Some(journal), tree)
+        };
         let listener = TcpListener::bind(options.client_addr)
             .await
             .map_err(|source| OpenError::Bind {
                 addr: options.client_addr,
                 source,
             })?;
-        Ok(Server::with_tree(
-            options,
-            listener,
-            tree,
-            journal,
-            Arc::new(SystemClock),
-        ))
+        let server = Server::with_tree(options, listener, tree, journal, Arc::new(SystemClock));
+        if distributed {
+            let ensemble = Ensemble::start(server.shared.clone()).await?;
+            ensemble.log_started();
+            let _ = server.shared.ensemble.set(ensemble);
+        }
+        Ok(server)
     }
 
     /// Builds a server around an already-loaded tree and a bound listener.
@@ -347,7 +391,7 @@ impl Server {
         options: ServerOptions,
         listener: TcpListener,
         tree: DataTree,
-        journal: Journal,
+        journal: Option<Journal>,
         clock: Arc<dyn Clock>,
     ) -> Server {
         let (proposals, proposals_rx) = mpsc::channel(pipeline::QUEUE_CAPACITY);
@@ -362,6 +406,7 @@ impl Server {
             tracker,
             ids: SessionIdGenerator::new(options.server_id, clock.wall_ms()),
             owner: HashMap::new(),
+            touched: HashSet::new(),
         };
         let outstanding = Arc::new(Semaphore::new(
             (options.config.global_outstanding_limit as usize).max(1),
@@ -381,6 +426,7 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             stop_pipeline: Notify::new(),
             purge_requested: Notify::new(),
+            ensemble: std::sync::OnceLock::new(),
         });
         Server {
             shared,
@@ -407,13 +453,25 @@ impl Server {
             proposals_rx,
             journal,
         } = self;
-        let snapshotter = Snapshotter::new(&shared.options);
-        let pipeline = tokio::spawn(pipeline::run(
-            shared.clone(),
-            proposals_rx,
-            journal,
-            snapshotter,
-        ));
+        let mut liveness = None;
+        let pipeline = match (journal, shared.ensemble().cloned()) {
+            (Some(journal), _) => tokio::spawn(pipeline::run(
+                shared.clone(),
+                proposals_rx,
+                journal,
+                Snapshotter::new(&shared.options),
+            )),
+            (None, Some(ensemble)) => {
+                liveness = Some(tokio::spawn(
+                    ensemble.clone().report_liveness(shared.clone()),
+                ));
+                tokio::spawn(ensemble.run_pipeline(shared.clone(), proposals_rx))
+            }
+            (None, None) => {
+                warn!("no journal and no ensemble: writes cannot be served");
+                return;
+            }
+        };
         let purger = tokio::spawn(request_purges(shared.clone()));
         let expiry = tokio::spawn(expire_sessions(shared.clone()));
         let reaper = tokio::spawn(reap_containers_and_ttls(shared.clone()));
@@ -460,6 +518,9 @@ impl Server {
         expiry.abort();
         reaper.abort();
         purger.abort();
+        if let Some(liveness) = liveness {
+            liveness.abort();
+        }
         // Writes already queued are journaled and answered before the
         // pipeline stops; the bound only matters if the disk hangs.
         shared.stop_pipeline.notify_one();
@@ -477,9 +538,27 @@ async fn expire_sessions(shared: Arc<Shared>) {
     let tick = Duration::from_millis(shared.options.tick_time_ms().max(1) as u64);
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_leader = false;
     loop {
         interval.tick().await;
         let now = shared.elapsed_ms();
+        if let Some(ensemble) = shared.ensemble() {
+            // Only the leader decides expiry. One that has just taken over
+            // gives every session a fresh timeout rather than expiring those
+            // whose liveness reports it missed during the election.
+            let leader = ensemble.role() == crate::replication::Role::Leader;
+            if leader && !was_leader {
+                let sessions: Vec<(i64, i32)> = shared.tree().sessions().collect();
+                let mut tracked = shared.sessions();
+                for (id, timeout) in sessions {
+                    tracked.tracker.add(id, timeout, now);
+                }
+            }
+            was_leader = leader;
+            if !leader {
+                continue;
+            }
+        }
         let expired = shared.sessions().tracker.take_expired(now);
         for session_id in expired {
             info!(

@@ -36,6 +36,9 @@ pub enum Refused {
     /// The journal could not be written for lack of space; nothing was
     /// applied, and writes resume by themselves once space is freed.
     DiskFull,
+    /// The ensemble did not commit it (no leader, no quorum, or the outcome
+    /// is unknown): the client is told ConnectionLoss and retries.
+    NotReplicated,
 }
 
 /// What became of a proposal.
@@ -176,7 +179,7 @@ pub async fn run(
 }
 
 /// Queues the watch events an applied transaction triggers.
-fn dispatch_events(shared: &Shared, hub: &mut Hub, applied: &Applied) {
+pub(crate) fn dispatch_events(shared: &Shared, hub: &mut Hub, applied: &Applied) {
     if applied.changes.is_empty() {
         return;
     }
@@ -222,7 +225,7 @@ fn dispatch_events(shared: &Shared, hub: &mut Hub, applied: &Applied) {
 /// After a session is closed or expired: forget it and close any connection
 /// still carrying it, other than the one that asked for the close (which
 /// closes itself after sending its reply).
-fn end_session(shared: &Shared, hub: &mut Hub, session_id: i64, origin: Option<ConnId>) {
+pub(crate) fn end_session(shared: &Shared, hub: &mut Hub, session_id: i64, origin: Option<ConnId>) {
     for (id, conn) in hub.conns.iter() {
         if conn.session_id == session_id && Some(*id) != origin {
             let _ = conn.outbound.try_send(Outbound::Close);

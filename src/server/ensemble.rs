@@ -1,0 +1,329 @@
+//! The server as a member of an ensemble: its writes go through the
+//! replication layer (openraft) and come back, on every member, as entries
+//! applied to the tree in the same order.
+//!
+//! What crosses the replicated log is an [`Envelope`]:
+//! - `Writes`: a batch of prepared transactions, each tagged with an origin
+//!   tag that only the proposing server knows. Every member applies them to
+//!   its tree (so zxids, Stats and sessions agree everywhere); the member
+//!   that proposed a transaction also answers the client that sent it.
+//! - `Touches`: the sessions a member's clients kept alive lately. The
+//!   leader alone expires sessions; members report the liveness they see
+//!   through the log, so every member's expiry clock agrees with the
+//!   leader's and a new leader starts from the same picture (and still gives
+//!   every session a fresh timeout when it takes over).
+//!
+//! A member applies entries only once they are committed, so a reply means
+//! a quorum holds the write durably.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::replication::{
+    Machine, MachineError, Peer, ReplicationConfig, Replicator, Role, StartError,
+};
+use crate::storage::snapshot::{self, SnapshotPoint};
+use crate::txn::{Txn, TxnResult};
+
+use super::pipeline::{self, Outcome, Proposal, Refused};
+use super::recovery::tree_options;
+use super::Shared;
+
+/// One replicated entry's payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Envelope {
+    Writes(Vec<(u64, Txn)>),
+    Touches(Vec<i64>),
+}
+
+const FORMAT_V1: u8 = 1;
+
+fn encode(envelope: &Envelope) -> Vec<u8> {
+    match postcard::to_extend(envelope, vec![FORMAT_V1]) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            // Encoding an in-memory value into a Vec cannot fail for these
+            // types; reaching here is a programming error.
+            tracing::error!(error = %e, "a replicated entry could not be encoded");
+            std::process::exit(70)
+        }
+    }
+}
+
+fn decode(payload: &[u8]) -> Option<Envelope> {
+    match payload.split_first() {
+        Some((&FORMAT_V1, body)) => postcard::from_bytes(body).ok(),
+        _ => None,
+    }
+}
+
+/// The tree as openraft's state machine.
+pub struct ServerMachine {
+    shared: Arc<Shared>,
+    /// Index of the last entry reflected in the tree; written under the
+    /// tree's write lock so a snapshot taken under its read lock agrees.
+    last_applied: AtomicU64,
+    /// Writers on this member waiting for their transaction to be applied.
+    waiters: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+}
+
+impl ServerMachine {
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Outcome>>> {
+        match self.waiters.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+impl Machine for ServerMachine {
+    fn apply(&self, index: u64, payload: &[u8]) -> Vec<u8> {
+        let Some(envelope) = decode(payload) else {
+            // Every member fails the same way on the same entry, so skipping
+            // it keeps them in agreement; it can only come from a newer
+            // version of the server.
+            warn!(
+                index,
+                "skipping a replicated entry this version cannot read"
+            );
+            self.last_applied.store(index, Ordering::Release);
+            return Vec::new();
+        };
+        match envelope {
+            Envelope::Writes(writes) => {
+                let mut answers = Vec::new();
+                {
+                    let mut tree = self.shared.tree_mut();
+                    let mut hub = self.shared.hub();
+                    for (origin, txn) in writes {
+                        let applied = tree.apply(&txn);
+                        pipeline::dispatch_events(&self.shared, &mut hub, &applied);
+                        match applied.result {
+                            TxnResult::SessionClosed => {
+                                pipeline::end_session(&self.shared, &mut hub, txn.session_id, None)
+                            }
+                            TxnResult::SessionCreated => {
+                                if let crate::txn::TxnOp::CreateSession { timeout_ms } = txn.op {
+                                    let now = self.shared.elapsed_ms();
+                                    let mut sessions = self.shared.sessions();
+                                    if !sessions.tracker.contains(txn.session_id) {
+                                        sessions.tracker.add(txn.session_id, timeout_ms, now);
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                        answers.push((origin, applied));
+                    }
+                    self.last_applied.store(index, Ordering::Release);
+                }
+                let mut waiters = self.waiters();
+                for (origin, applied) in answers {
+                    if let Some(done) = waiters.remove(&origin) {
+                        let _ = done.send(Ok(applied));
+                    }
+                }
+            }
+            Envelope::Touches(sessions) => {
+                let now = self.shared.elapsed_ms();
+                let mut tracker = self.shared.sessions();
+                for session in sessions {
+                    tracker.tracker.touch(session, now);
+                }
+                self.last_applied.store(index, Ordering::Release);
+            }
+        }
+        Vec::new()
+    }
+
+    fn advance(&self, index: u64) {
+        let _tree = self.shared.tree_mut();
+        self.last_applied.store(index, Ordering::Release);
+    }
+
+    fn snapshot(&self) -> Result<crate::replication::state_machine::MachineSnapshot, MachineError> {
+        let (image, last_index) = {
+            let tree = self.shared.tree();
+            (
+                snapshot::capture(&tree),
+                self.last_applied.load(Ordering::Acquire),
+            )
+        };
+        let mut bytes = Vec::new();
+        let point = SnapshotPoint {
+            last_index,
+            last_term: 0,
+            created_ms: self.shared.clock.wall_ms(),
+            extra: Vec::new(),
+        };
+        snapshot::write_to(&mut bytes, &image, &point).map_err(|e| MachineError(e.to_string()))?;
+        Ok(crate::replication::state_machine::MachineSnapshot { last_index, bytes })
+    }
+
+    fn install(&self, last_index: u64, bytes: &[u8]) -> Result<(), MachineError> {
+        let (tree, _) = snapshot::read_from(bytes, tree_options(&self.shared.options))
+            .map_err(|e| MachineError(e.to_string()))?;
+        let now = self.shared.elapsed_ms();
+        let mut current = self.shared.tree_mut();
+        *current = tree;
+        self.last_applied.store(last_index, Ordering::Release);
+        let mut sessions = self.shared.sessions();
+        for (id, timeout) in current.sessions() {
+            if !sessions.tracker.contains(id) {
+                sessions.tracker.add(id, timeout, now);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// This member's replication.
+pub struct Ensemble {
+    pub replicator: Replicator,
+    machine: Arc<ServerMachine>,
+    next_tag: AtomicU64,
+}
+
+impl Ensemble {
+    pub async fn start(shared: Arc<Shared>) -> Result<Arc<Ensemble>, StartError> {
+        let options = &shared.options;
+        let peers: Vec<Peer> = options
+            .config
+            .servers
+            .iter()
+            .filter_map(Peer::from_spec)
+            .collect();
+        let mut config = ReplicationConfig::from_tick_time(Duration::from_millis(
+            options.tick_time_ms().max(1) as u64,
+        ));
+        config.snap_count = u64::from(options.config.snap_count).max(2);
+        config.log_options = super::recovery::log_options(options);
+        let machine = Arc::new(ServerMachine {
+            shared: shared.clone(),
+            last_applied: AtomicU64::new(0),
+            waiters: Mutex::new(HashMap::new()),
+        });
+        let replicator = Replicator::start(
+            u64::from(options.server_id),
+            peers,
+            options.data_log_dir(),
+            machine.clone(),
+            crate::replication::TcpTransport,
+            config,
+        )
+        .await?;
+        // Tags only this process hands out: a replayed entry from an
+        // earlier run can never match a waiter of this one.
+        let nonce = (shared.clock.wall_ms() as u64) << 20;
+        Ok(Arc::new(Ensemble {
+            replicator,
+            machine,
+            next_tag: AtomicU64::new(nonce),
+        }))
+    }
+
+    pub fn role(&self) -> Role {
+        self.replicator.role()
+    }
+
+    /// What `srvr` and `mntr` call this member.
+    pub fn mode(&self) -> &'static str {
+        match self.role() {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Observer => "observer",
+            Role::Candidate | Role::Joining | Role::Stopped => "looking",
+        }
+    }
+
+    /// Replicates batches of proposals in order, one batch in flight at a
+    /// time: while a batch commits, the next one gathers (group commit
+    /// across the ensemble).
+    pub async fn run_pipeline(
+        self: Arc<Self>,
+        shared: Arc<Shared>,
+        mut rx: mpsc::Receiver<Proposal>,
+    ) {
+        let mut batch = Vec::with_capacity(512);
+        loop {
+            let received = tokio::select! {
+                received = rx.recv_many(&mut batch, 512) => received,
+                _ = shared.stop_pipeline.notified() => {
+                    rx.close();
+                    continue;
+                }
+            };
+            if received == 0 {
+                break;
+            }
+            let mut writes = Vec::with_capacity(batch.len());
+            let mut tags = Vec::with_capacity(batch.len());
+            {
+                let mut waiters = self.machine.waiters();
+                for proposal in batch.drain(..) {
+                    let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+                    waiters.insert(tag, proposal.done);
+                    tags.push(tag);
+                    writes.push((tag, proposal.txn));
+                }
+            }
+            let payload = encode(&Envelope::Writes(writes));
+            if let Err(e) = self.replicator.write_via_leader(payload).await {
+                // Not committed (no leader, no quorum, or the outcome is
+                // unknown): the clients hear ConnectionLoss and retry.
+                warn!(error = %e, "replicating writes failed");
+                let mut waiters = self.machine.waiters();
+                for tag in tags {
+                    if let Some(done) = waiters.remove(&tag) {
+                        let _ = done.send(Err(Refused::NotReplicated));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reports the sessions this member's clients kept alive, every half
+    /// tick, so the leader's expiry clock sees them.
+    pub async fn report_liveness(self: Arc<Self>, shared: Arc<Shared>) {
+        let period = Duration::from_millis((shared.options.tick_time_ms() / 2).max(50) as u64);
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let touched: Vec<i64> = {
+                let mut sessions = shared.sessions();
+                sessions.touched.drain().collect()
+            };
+            if touched.is_empty() || self.role() == Role::Leader {
+                continue;
+            }
+            if let Err(e) = self
+                .replicator
+                .write_via_leader(encode(&Envelope::Touches(touched)))
+                .await
+            {
+                tracing::debug!(error = %e, "reporting session liveness failed");
+            }
+        }
+    }
+
+    /// Waits until this member has applied every write committed before the
+    /// call (ZooKeeper's `sync`).
+    pub async fn sync(&self) -> bool {
+        self.replicator.sync().await.is_ok()
+    }
+
+    pub fn log_started(&self) {
+        info!(
+            id = self.replicator.id(),
+            peers = self.replicator.listen_addr(),
+            "member of an ensemble"
+        );
+    }
+}
