@@ -134,7 +134,8 @@ impl Machine for ServerMachine {
                 let now = self.shared.elapsed_ms();
                 let mut tracker = self.shared.sessions();
                 for session in sessions {
-                    tracker.tracker.touch(session, now);
+                    let known = tracker.tracker.touch(session, now);
+                    tracing::debug!(session, known, now, "liveness report applied");
                 }
                 self.last_applied.store(index, Ordering::Release);
             }

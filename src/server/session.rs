@@ -39,6 +39,9 @@ impl SessionTracker {
 
     /// Starts tracking a session (or restarts its clock) as of `now_ms`.
     pub fn add(&mut self, session_id: i64, timeout_ms: i32, now_ms: i64) {
+        // Adding a tracked session again must not leave it in its old
+        // bucket, where it would expire at the old deadline.
+        self.remove(session_id);
         self.sessions.insert(session_id, (timeout_ms, i64::MIN));
         self.touch(session_id, now_ms);
     }
@@ -188,6 +191,18 @@ mod tests {
         assert!(t.take_expired(4000).is_empty());
         assert_eq!(t.take_expired(6000), vec![7]);
         assert!(!t.touch(7, 6000), "an expired session cannot be revived");
+    }
+
+    #[test]
+    fn adding_a_tracked_session_again_replaces_its_deadline() {
+        let mut t = SessionTracker::new(500);
+        t.add(1, 2000, 0);
+        t.add(1, 2000, 1000);
+        assert!(
+            t.take_expired(2600).is_empty(),
+            "expired at the first deadline"
+        );
+        assert_eq!(t.take_expired(3500), vec![1]);
     }
 
     #[test]
