@@ -24,6 +24,11 @@ pub fn answer(shared: &Shared, word: &str) -> String {
     if !shared.options.config.is_four_letter_word_enabled(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
+    // An ensemble member without a leader serves nothing, and says so as
+    // Apache does (readiness checks and `zkServer status` rely on it).
+    if shared.mode() == "looking" && !matches!(word, "ruok" | "envi" | "isro" | "gtmk" | "stmk") {
+        return "This ZooKeeper instance is not currently serving requests\n".to_string();
+    }
     let mut out = String::new();
     match word {
         "ruok" => out.push_str("imok"),
