@@ -244,9 +244,30 @@ fn start_status_stop_destroy() {
         assert!(dir.path().join(format!("pc/{id}/log")).is_dir());
     }
 
-    let status = tool(dir.path(), &[&["status"], &pc[..]].concat());
+    // The members serve once they have elected a leader.
+    let mut status = tool(dir.path(), &[&["status"], &pc[..]].concat());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while status.status.code() != Some(0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        status = tool(dir.path(), &[&["status"], &pc[..]].concat());
+    }
     assert_exit(&status, 0);
     let table = text(&status.stdout);
+    let modes: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert_eq!(
+        modes.iter().filter(|m| **m == "leader").count(),
+        1,
+        "one leader: {table}"
+    );
+    assert_eq!(
+        modes.iter().filter(|m| **m == "follower").count(),
+        2,
+        "two followers: {table}"
+    );
     assert_eq!(table.lines().count(), 4, "{table}");
     for (i, line) in table.lines().skip(1).enumerate() {
         assert!(line.starts_with(&format!("{} ", i + 1)), "{table}");
