@@ -665,3 +665,41 @@ fn outputs_match_apache_line_by_line() {
     drop(ours_client);
     drop(apache_client);
 }
+
+/// `dirs` and `mntr` report what the transaction log and the snapshots take
+/// on disk.
+#[test]
+fn dirs_and_mntr_report_log_and_snapshot_sizes() {
+    let server = Server::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = common::connect(&server.connect_string()).await;
+        c.create(
+            "/sized",
+            &[1u8; 1000],
+            &zookeeper_client::CreateMode::Persistent
+                .with_acls(zookeeper_client::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    });
+    let size = |text: &str, key: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| {
+                v.trim_start_matches([':', '\t', ' '])
+                    .trim()
+                    .parse()
+                    .unwrap()
+            })
+            .unwrap_or_else(|| panic!("{key} missing from:\n{text}"))
+    };
+    let mntr = server.four_letter("mntr");
+    assert!(size(&mntr, "zk_log_dir_size") > 1000, "{mntr}");
+    assert!(size(&mntr, "zk_data_dir_size") > 0, "{mntr}");
+    let dirs = server.four_letter("dirs");
+    assert!(size(&dirs, "logdir_size") > 1000, "{dirs}");
+}

@@ -319,6 +319,9 @@ fn monitor(shared: &Shared, out: &mut String) {
         &shared.stats.sessions_expired.load(Relaxed),
     );
     line("disk_full", &u8::from(shared.stats.disk_full.load(Relaxed)));
+    // Snapshots live under dataDir, the transaction log under dataLogDir.
+    line("data_dir_size", &dir_size(shared.options.data_dir()));
+    line("log_dir_size", &dir_size(shared.options.data_log_dir()));
     line("writes_refused", &shared.stats.writes_refused.load(Relaxed));
     if let Some((open, max_fds)) = file_descriptors() {
         line("open_file_descriptor_count", &open);
