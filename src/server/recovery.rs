@@ -326,6 +326,16 @@ pub fn import_apache(
         .iter()
         .map(|r| format!("skipped damaged Apache snapshot {r}"))
         .collect();
+    let apache_logs = apache_log_dir.unwrap_or(apache_data_dir).join("version-2");
+    if !holds_apache_logs(&apache_logs) {
+        // Apache's snapshots are fuzzy and most transactions live only in
+        // its logs: a dataLogDir left out loses them without a trace.
+        notes.push(format!(
+            "no transaction logs (log.*) in {}: only the snapshot was imported. If the Apache \
+             server had a dataLogDir, import again into an empty dataDir with --log-dir <its dataLogDir>",
+            apache_logs.display()
+        ));
+    }
     notes.extend(state.torn_tails.iter().map(|t| {
         format!(
             "ignored a torn record at the end of {} (byte {}): {}",
@@ -354,6 +364,18 @@ pub fn import_apache(
         sessions: state.sessions,
         last_zxid: state.last_zxid,
         notes,
+    })
+}
+
+/// Whether `dir` holds any file named like an Apache transaction log.
+fn holds_apache_logs(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with("log."))
+        })
     })
 }
 
