@@ -469,3 +469,248 @@ fn a_full_disk_refuses_writes_keeps_serving_and_recovers() {
         assert_eq!(c.list_children("/full").await.unwrap().len(), written + 1);
     });
 }
+
+/// Frequent snapshots: between 10 and 20 transactions apart.
+const SNAP_EVERY_20: &str = "snapCount=20";
+
+/// The snapshot files under `<dataDir>/version-rs-1`, oldest first (their
+/// names end in the fixed-width hex log index they cover).
+fn snapshot_files(data_dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir.join("version-rs-1"))
+        .expect("the data directory exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snapshot.") && !n.ends_with(".tmp"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap()
+}
+
+/// The log index a snapshot or segment file name carries.
+fn index_in_name(path: &Path) -> u64 {
+    let name = file_name(path);
+    let hex = name.rsplit('.').next().unwrap();
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+/// The value of `key=` on the first line of `log` that contains `message`.
+fn logged_field(log: &str, message: &str, key: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains(message))?;
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    let value = line[start..].split(' ').next()?;
+    Some(value.trim_matches('"').to_string())
+}
+
+/// The snapshot the last start loaded, by file name.
+fn loaded_snapshot(log: &str) -> Option<String> {
+    logged_field(log, "loaded snapshot", "file").map(|path| file_name(Path::new(&path)).to_string())
+}
+
+/// How many logged transactions the last start replayed after its snapshot.
+fn replayed(log: &str) -> u64 {
+    logged_field(log, "recovered the data tree", "transactions")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!("the start-up log says how many transactions it replayed:\n{log}")
+        })
+}
+
+/// Node data that tells the nodes apart and fills the log: `len` bytes.
+fn payload(i: usize, len: usize) -> Vec<u8> {
+    let mut data = format!("node {i} ").into_bytes();
+    data.resize(len, b'a' + (i % 26) as u8);
+    data
+}
+
+/// Creates `/snap/n0000`.. one at a time, each acknowledged before the next.
+fn write_nodes(server: &Server, count: usize, len: usize) {
+    runtime().block_on(async {
+        let c = connect(&server.connect_string()).await;
+        c.create("/snap", b"", &open()).await.unwrap();
+        for i in 0..count {
+            c.create(&format!("/snap/n{i:04}"), &payload(i, len), &open())
+                .await
+                .unwrap();
+        }
+        drop(c);
+    });
+}
+
+/// Every node [`write_nodes`] acknowledged is there with its data, and no other.
+fn assert_nodes(server: &Server, count: usize, len: usize) {
+    runtime().block_on(async {
+        let c = connect(&server.connect_string()).await;
+        let mut children = c.list_children("/snap").await.unwrap();
+        children.sort();
+        let expected: Vec<String> = (0..count).map(|i| format!("n{i:04}")).collect();
+        assert_eq!(children, expected);
+        let reads: Vec<_> = (0..count)
+            .map(|i| c.get_data(&format!("/snap/n{i:04}")))
+            .collect();
+        for (i, read) in reads.into_iter().enumerate() {
+            let (data, stat) = read.await.unwrap();
+            assert_eq!(data, payload(i, len), "data of /snap/n{i:04}");
+            assert_eq!(stat.version, 0);
+        }
+        drop(c);
+    });
+}
+
+/// Flips one byte in the middle of a file: a damaged block, not a cut.
+fn flip_middle_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+#[test]
+fn snapshots_every_snap_count_and_a_restart_after_sigkill_loads_the_newest() {
+    let mut server = Server::start_with(SNAP_EVERY_20);
+    write_nodes(&server, 300, 100);
+    // Over 300 transactions with a snapshot every 10 to 20: a dozen at the
+    // very least, whatever the spread drew.
+    assert!(
+        wait_until(
+            || snapshot_files(&server.data_dir()).len() >= 12,
+            Duration::from_secs(10)
+        ),
+        "snapshots: {:?}",
+        snapshot_files(&server.data_dir())
+    );
+    server.kill();
+    let snapshots = snapshot_files(&server.data_dir());
+    let newest = snapshots.last().unwrap();
+
+    server.restart();
+    assert_nodes(&server, 300, 100);
+    let log = server.log();
+    assert_eq!(
+        loaded_snapshot(&log).as_deref(),
+        Some(file_name(newest)),
+        "the newest snapshot is loaded:\n{log}"
+    );
+    // Only the tail after the newest snapshot is replayed: at most one
+    // spread's worth, and one batch that arrived while it was written.
+    let tail = replayed(&log);
+    assert!(tail < 40, "replayed {tail} transactions:\n{log}");
+    assert!(log.contains("recovery finished"), "{log}");
+}
+
+#[test]
+fn a_damaged_newest_snapshot_falls_back_to_an_older_one_the_log_still_covers() {
+    let mut server = Server::start_with(SNAP_EVERY_20);
+    write_nodes(&server, 200, 100);
+    server.kill();
+    let snapshots = snapshot_files(&server.data_dir());
+    assert!(snapshots.len() >= 3, "{snapshots:?}");
+    let newest = snapshots[snapshots.len() - 1].clone();
+    let older = &snapshots[snapshots.len() - 2];
+    flip_middle_byte(&newest);
+
+    server.restart();
+    assert_nodes(&server, 200, 100);
+    let log = server.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("skipping a damaged snapshot"))
+        .unwrap_or_else(|| panic!("a warning for the damaged snapshot:\n{log}"));
+    assert!(
+        warning.contains(&newest.display().to_string()),
+        "the warning names the file: {warning}"
+    );
+    assert_eq!(
+        loaded_snapshot(&log).as_deref(),
+        Some(file_name(older)),
+        "{log}"
+    );
+    // The log carried the state from the older snapshot past the damaged one.
+    assert!(
+        replayed(&log) >= index_in_name(&newest) - index_in_name(older),
+        "{log}"
+    );
+    // The damaged file stays for the operator to look at; the server goes on.
+    assert!(newest.exists());
+    support::assert_still_serves(server.addr(), "falling back to an older snapshot");
+}
+
+#[test]
+fn a_damaged_snapshot_the_log_no_longer_covers_stops_the_server_naming_it() {
+    // 64 KiB segments: 400 nodes of 300 bytes fill several.
+    let mut server = Server::start_with(&format!("{SNAP_EVERY_20}\npreAllocSize=64"));
+    write_nodes(&server, 400, 300);
+    server.kill();
+    let snapshots = snapshot_files(&server.data_dir());
+    let newest = snapshots.last().unwrap().clone();
+    let covered = index_in_name(&newest);
+    // What a purge leaves: one snapshot and the log after it.
+    for older in &snapshots[..snapshots.len() - 1] {
+        std::fs::remove_file(older).unwrap();
+    }
+    let log_segments = segments(&server.data_dir());
+    assert!(log_segments.len() >= 3, "{log_segments:?}");
+    let mut purged = 0;
+    for pair in log_segments.windows(2) {
+        // A segment is entirely covered when its successor starts within
+        // the snapshot.
+        if index_in_name(&pair[1]) <= covered + 1 {
+            std::fs::remove_file(&pair[0]).unwrap();
+            purged += 1;
+        }
+    }
+    assert!(
+        purged >= 1,
+        "the snapshot at {covered} covers a segment of {log_segments:?}"
+    );
+    flip_middle_byte(&newest);
+
+    let stderr = expect_refusal(server.cfg_path());
+    assert!(
+        stderr.contains(&newest.display().to_string()),
+        "the message names the damaged snapshot:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("Restore") && stderr.contains("backup"),
+        "the message says what to do:\n{stderr}"
+    );
+    // Nothing was changed on the way: the files are as the test left them.
+    assert!(newest.exists());
+    assert_eq!(
+        segments(&server.data_dir()).len(),
+        log_segments.len() - purged
+    );
+}
+
+#[test]
+fn a_clean_stop_writes_a_snapshot_the_next_start_loads_without_replay() {
+    // A snapCount no test reaches: only the stop writes a snapshot.
+    let mut server = Server::start_with("snapCount=100000");
+    write_nodes(&server, 50, 100);
+    assert!(snapshot_files(&server.data_dir()).is_empty());
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    let stop_log = server.log();
+    let snapshots = snapshot_files(&server.data_dir());
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}\n{stop_log}");
+    assert!(
+        stop_log.contains("snapshot written at shutdown"),
+        "{stop_log}"
+    );
+
+    server.restart();
+    let log = server.log();
+    assert_eq!(
+        loaded_snapshot(&log).as_deref(),
+        Some(file_name(&snapshots[0])),
+        "{log}"
+    );
+    assert_eq!(replayed(&log), 0, "{log}");
+    assert_nodes(&server, 50, 100);
+}

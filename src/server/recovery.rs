@@ -137,6 +137,9 @@ pub struct Snapshotter {
     threshold: u64,
     since_last: u64,
     in_flight: Arc<AtomicBool>,
+    /// Set when a background snapshot failed: what it was to cover is
+    /// then only in the log.
+    background_failed: Arc<AtomicBool>,
     rng: u64,
 }
 
@@ -152,6 +155,7 @@ impl Snapshotter {
             threshold,
             since_last: 0,
             in_flight: Arc::new(AtomicBool::new(false)),
+            background_failed: Arc::new(AtomicBool::new(false)),
             rng,
         }
     }
@@ -175,6 +179,7 @@ impl Snapshotter {
         };
         let dir = self.dir.clone();
         let in_flight = self.in_flight.clone();
+        let failed = self.background_failed.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             match snapshot::write_image(&dir, &image, &point) {
@@ -185,16 +190,25 @@ impl Snapshotter {
                     "snapshot written"
                 ),
                 // The log still holds everything; a later snapshot retries.
-                Err(e) => warn!(error = %e, "snapshot failed"),
+                Err(e) => {
+                    warn!(error = %e, "snapshot failed");
+                    failed.store(true, Ordering::Release);
+                }
             }
             in_flight.store(false, Ordering::Release);
         });
     }
 
     /// Writes a snapshot now, in the caller's thread (clean shutdown), if
-    /// anything was applied since the last one.
+    /// anything was applied since the last one. A background snapshot still
+    /// being written covers only what it froze, so it is waited for first;
+    /// otherwise the next start would replay everything after it.
     pub fn final_snapshot(&self, tree: &DataTree, last_index: u64, now_ms: i64) {
-        if self.since_last == 0 || self.in_flight.load(Ordering::Acquire) {
+        while self.in_flight.load(Ordering::Acquire) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let covered = !self.background_failed.load(Ordering::Acquire);
+        if self.since_last == 0 && covered {
             return;
         }
         let point = SnapshotPoint {
@@ -312,6 +326,16 @@ pub fn import_apache(
         .iter()
         .map(|r| format!("skipped damaged Apache snapshot {r}"))
         .collect();
+    let apache_logs = apache_log_dir.unwrap_or(apache_data_dir).join("version-2");
+    if !holds_apache_logs(&apache_logs) {
+        // Apache's snapshots are fuzzy and most transactions live only in
+        // its logs: a dataLogDir left out loses them without a trace.
+        notes.push(format!(
+            "no transaction logs (log.*) in {}: only the snapshot was imported. If the Apache \
+             server had a dataLogDir, import again into an empty dataDir with --log-dir <its dataLogDir>",
+            apache_logs.display()
+        ));
+    }
     notes.extend(state.torn_tails.iter().map(|t| {
         format!(
             "ignored a torn record at the end of {} (byte {}): {}",
@@ -341,4 +365,68 @@ pub fn import_apache(
         last_zxid: state.last_zxid,
         notes,
     })
+}
+
+/// Whether `dir` holds any file named like an Apache transaction log.
+fn holds_apache_logs(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with("log."))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerConfig;
+    use crate::proto::{Acl, CreateMode};
+    use crate::txn::{CreateOp, Txn, TxnOp};
+
+    fn create(path: String) -> Txn {
+        Txn {
+            session_id: 0,
+            cxid: 0,
+            time_ms: 1_700_000_000_000,
+            auth: Vec::new(),
+            op: TxnOp::Create(CreateOp {
+                path,
+                data: vec![b'x'; 100],
+                acl: Acl::open_unsafe(),
+                mode: CreateMode::Persistent,
+                ttl_ms: 0,
+            }),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_during_a_background_snapshot_still_snapshots_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::new(dir.path().to_path_buf());
+        config.snap_count = 2;
+        config.client_port = Some(2181);
+        let options = ServerOptions::from_config(&config).unwrap();
+        std::fs::create_dir_all(snapshot_dir(options.data_dir())).unwrap();
+        let mut snapshotter = Snapshotter::new(&options);
+        let mut tree = DataTree::new(tree_options(&options));
+        // Large enough that writing it takes a while in the background.
+        let count = 50_000u64;
+        for i in 0..count {
+            tree.apply(&create(format!("/n{i}")));
+        }
+        snapshotter.after_apply(&tree, count, count, 0);
+        assert!(snapshotter.in_flight.load(Ordering::Acquire));
+        tree.apply(&create("/after".into()));
+        snapshotter.after_apply(&tree, 1, count + 1, 0);
+        tokio::task::block_in_place(|| snapshotter.final_snapshot(&tree, count + 1, 0));
+        let indexes: Vec<u64> = snapshot::list_snapshots(&snapshot_dir(options.data_dir()))
+            .unwrap()
+            .into_iter()
+            .map(|(index, _)| index)
+            .collect();
+        assert_eq!(indexes, [count + 1, count]);
+    }
 }

@@ -192,6 +192,8 @@ struct Process {
     kind: Impl,
     dir: TempDir,
     cfg_path: PathBuf,
+    /// The caller's zoo.cfg lines, kept to rewrite the file with another port.
+    extra_cfg_lines: String,
     port: u16,
     child: Option<Child>,
     starts: u32,
@@ -260,12 +262,18 @@ fn apache_classpath() -> String {
 
 impl Process {
     fn start(kind: Impl, extra_cfg_lines: &str) -> Process {
+        let mut process = Process::configure(kind, extra_cfg_lines);
+        process.launch();
+        process
+    }
+
+    /// Creates the directory, the empty dataDir and zoo.cfg, without starting.
+    fn configure(kind: Impl, extra_cfg_lines: &str) -> Process {
         let dir = tempfile::Builder::new()
             .prefix(&format!("zkrs-{}-", kind.name()))
             .tempdir()
             .expect("creating a temporary directory");
-        let data_dir = dir.path().join("data");
-        fs::create_dir(&data_dir).expect("creating dataDir");
+        fs::create_dir(dir.path().join("data")).expect("creating dataDir");
         if kind == Impl::Apache {
             fs::write(dir.path().join("log4j.properties"), LOG4J_PROPERTIES)
                 .expect("writing log4j.properties");
@@ -275,22 +283,38 @@ impl Process {
             kind,
             dir,
             cfg_path,
+            extra_cfg_lines: extra_cfg_lines.to_string(),
             port: 0,
             child: None,
             starts: 0,
             output_shown: false,
         };
+        process.write_cfg();
+        process
+    }
+
+    /// Writes zoo.cfg with a port that is free now.
+    fn write_cfg(&mut self) {
+        self.port = free_port();
+        let data_dir = self.dir.path().join("data");
+        fs::write(
+            &self.cfg_path,
+            zoo_cfg(&data_dir, self.port, &self.extra_cfg_lines),
+        )
+        .expect("writing zoo.cfg");
+    }
+
+    /// Starts the configured server and waits until it serves, moving to another port when
+    /// another process took its port.
+    fn launch(&mut self) {
         for attempt in 1..=PORT_ATTEMPTS {
-            process.port = free_port();
-            fs::write(
-                &process.cfg_path,
-                zoo_cfg(&data_dir, process.port, extra_cfg_lines),
-            )
-            .expect("writing zoo.cfg");
-            match process.spawn_and_wait() {
-                Ok(()) => return process,
+            if attempt > 1 {
+                self.write_cfg();
+            }
+            match self.spawn_and_wait() {
+                Ok(()) => return,
                 Err(StartError::PortTaken) if attempt < PORT_ATTEMPTS => continue,
-                Err(e) => process.fail_start(e),
+                Err(e) => self.fail_start(e),
             }
         }
         unreachable!("the last attempt either returns or fails the test")
@@ -538,6 +562,20 @@ macro_rules! server_handle {
                 Self {
                     process: Process::start($kind, extra_cfg_lines),
                 }
+            }
+
+            /// Writes the configuration (with an empty dataDir) without starting, so a test
+            /// can prepare the data first; [`Self::launch`] starts it.
+            pub fn configure(extra_cfg_lines: &str) -> Self {
+                Self {
+                    process: Process::configure($kind, extra_cfg_lines),
+                }
+            }
+
+            /// Starts a configured server and waits until it serves.
+            pub fn launch(&mut self) {
+                assert!(self.process.child.is_none(), "already running");
+                self.process.launch()
             }
 
             /// The zoo.cfg the server was started with.

@@ -549,15 +549,8 @@ async fn ls(client: &Client, words: &[String], json: bool) -> Result<(), CliErro
     };
     children.sort();
     if json {
-        let stat = match (p.has("s"), stat) {
-            (true, Some(stat)) => format!(",\"stat\":{}", format::json_stat(&stat)),
-            _ => String::new(),
-        };
-        out_line(&format!(
-            "{{\"path\":{},\"children\":{}{stat}}}",
-            format::json_string(&path),
-            format::json_list(&children)
-        ));
+        let stat = stat.filter(|_| p.has("s"));
+        out_line(&format::json_children(&path, &children, stat.as_ref()));
         return Ok(());
     }
     out_line(&format!("[{}]", children.join(", ")));
@@ -588,12 +581,7 @@ async fn get(client: &Client, words: &[String], json: bool) -> Result<(), CliErr
         .await
         .map_err(|e| call_failed(e, &path))?;
     if json || p.has("json") {
-        out_line(&format!(
-            "{{\"path\":{},{},\"stat\":{}}}",
-            format::json_string(&path),
-            format::json_data(&data),
-            format::json_stat(&stat)
-        ));
+        out_line(&format::json_node(&path, &data, &stat));
         return Ok(());
     }
     let data_format = if p.has("x") {
@@ -770,11 +758,7 @@ async fn stat(client: &Client, words: &[String], json: bool) -> Result<(), CliEr
         .map_err(|e| call_failed(e, path))?
         .ok_or_else(|| CliError::new(format!("Node does not exist: {path}")))?;
     if json || p.has("json") {
-        out_line(&format!(
-            "{{\"path\":{},\"stat\":{}}}",
-            format::json_string(path),
-            format::json_stat(&stat)
-        ));
+        out_line(&format::json_path_stat(path, &stat));
     } else {
         out_text(&format::stat_block(&stat));
     }
@@ -838,12 +822,7 @@ async fn get_acl(client: &Client, words: &[String], json: bool) -> Result<(), Cl
         .await
         .map_err(|e| call_failed(e, path))?;
     if json || p.has("json") {
-        out_line(&format!(
-            "{{\"path\":{},\"acl\":{},\"stat\":{}}}",
-            format::json_string(path),
-            format::json_acl(&acl),
-            format::json_stat(&stat)
-        ));
+        out_line(&format::json_acl(path, &acl, &stat));
         return Ok(());
     }
     for entry in &acl {

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
+use serde::Serialize;
 
 use crate::proto::{perms, Acl, Stat};
 
@@ -194,78 +195,145 @@ pub fn hex_dump(data: &[u8]) -> String {
 
 /// A JSON string literal.
 pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    to_json(&s)
+}
+
+/// Serializes one of the `--json` forms. Serializing these plain structs
+/// cannot fail; an empty object stands in should it ever.
+fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// A Stat in JSON, with Apache's field names and zxids and times as plain
+/// numbers. Fields are declared in the order they are printed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonStat {
+    #[serde(rename = "cZxid")]
+    czxid: i64,
+    ctime: i64,
+    #[serde(rename = "mZxid")]
+    mzxid: i64,
+    mtime: i64,
+    #[serde(rename = "pZxid")]
+    pzxid: i64,
+    cversion: i32,
+    data_version: i32,
+    acl_version: i32,
+    ephemeral_owner: i64,
+    data_length: i32,
+    num_children: i32,
+}
+
+impl From<&Stat> for JsonStat {
+    fn from(stat: &Stat) -> JsonStat {
+        JsonStat {
+            czxid: stat.czxid,
+            ctime: stat.ctime,
+            mzxid: stat.mzxid,
+            mtime: stat.mtime,
+            pzxid: stat.pzxid,
+            cversion: stat.cversion,
+            data_version: stat.version,
+            acl_version: stat.aversion,
+            ephemeral_owner: stat.ephemeral_owner,
+            data_length: stat.data_length,
+            num_children: stat.num_children,
         }
     }
-    out.push('"');
-    out
 }
 
-/// A Stat as a JSON object, with Apache's field names and zxids and times
-/// as plain numbers.
-pub fn json_stat(stat: &Stat) -> String {
-    format!(
-        "{{\"cZxid\":{},\"ctime\":{},\"mZxid\":{},\"mtime\":{},\"pZxid\":{},\
-         \"cversion\":{},\"dataVersion\":{},\"aclVersion\":{},\"ephemeralOwner\":{},\
-         \"dataLength\":{},\"numChildren\":{}}}",
-        stat.czxid,
-        stat.ctime,
-        stat.mzxid,
-        stat.mtime,
-        stat.pzxid,
-        stat.cversion,
-        stat.version,
-        stat.aversion,
-        stat.ephemeral_owner,
-        stat.data_length,
-        stat.num_children
-    )
+/// One ACL entry in JSON, its permissions as letters.
+#[derive(Serialize)]
+struct JsonAclEntry<'a> {
+    scheme: &'a str,
+    id: &'a str,
+    perms: String,
 }
 
-/// Node data in JSON: text when it is UTF-8, base64 otherwise, with the
-/// encoding named.
-pub fn json_data(data: &[u8]) -> String {
-    match std::str::from_utf8(data) {
-        Ok(text) => format!("\"data\":{},\"encoding\":\"utf8\"", json_string(text)),
-        Err(_) => format!(
-            "\"data\":{},\"encoding\":\"base64\"",
-            json_string(&base64::engine::general_purpose::STANDARD.encode(data))
-        ),
+/// How node data travels in JSON: text when it is UTF-8, base64 otherwise.
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum JsonEncoding {
+    Utf8,
+    Base64,
+}
+
+/// `ls --json`: the children, and the Stat with `-s`.
+pub fn json_children(path: &str, children: &[String], stat: Option<&Stat>) -> String {
+    #[derive(Serialize)]
+    struct Children<'a> {
+        path: &'a str,
+        children: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stat: Option<JsonStat>,
     }
+    to_json(&Children {
+        path,
+        children,
+        stat: stat.map(JsonStat::from),
+    })
 }
 
-/// A list of strings as a JSON array.
-pub fn json_list(items: &[String]) -> String {
-    let items: Vec<String> = items.iter().map(|s| json_string(s)).collect();
-    format!("[{}]", items.join(","))
+/// `get --json`: the data with its encoding named, and the Stat.
+pub fn json_node(path: &str, data: &[u8], stat: &Stat) -> String {
+    #[derive(Serialize)]
+    struct Node<'a> {
+        path: &'a str,
+        data: std::borrow::Cow<'a, str>,
+        encoding: JsonEncoding,
+        stat: JsonStat,
+    }
+    let (data, encoding) = match std::str::from_utf8(data) {
+        Ok(text) => (text.into(), JsonEncoding::Utf8),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD
+                .encode(data)
+                .into(),
+            JsonEncoding::Base64,
+        ),
+    };
+    to_json(&Node {
+        path,
+        data,
+        encoding,
+        stat: stat.into(),
+    })
 }
 
-/// An ACL as a JSON array of `{scheme, id, perms}`.
-pub fn json_acl(acl: &[Acl]) -> String {
-    let items: Vec<String> = acl
-        .iter()
-        .map(|a| {
-            format!(
-                "{{\"scheme\":{},\"id\":{},\"perms\":{}}}",
-                json_string(&a.id.scheme),
-                json_string(&a.id.id),
-                json_string(&perm_string(a.perms))
-            )
-        })
-        .collect();
-    format!("[{}]", items.join(","))
+/// `stat --json`.
+pub fn json_path_stat(path: &str, stat: &Stat) -> String {
+    #[derive(Serialize)]
+    struct PathStat<'a> {
+        path: &'a str,
+        stat: JsonStat,
+    }
+    to_json(&PathStat {
+        path,
+        stat: stat.into(),
+    })
+}
+
+/// `getAcl --json`: the ACL as `{scheme, id, perms}` entries, and the Stat.
+pub fn json_acl(path: &str, acl: &[Acl], stat: &Stat) -> String {
+    #[derive(Serialize)]
+    struct PathAcl<'a> {
+        path: &'a str,
+        acl: Vec<JsonAclEntry<'a>>,
+        stat: JsonStat,
+    }
+    to_json(&PathAcl {
+        path,
+        acl: acl
+            .iter()
+            .map(|a| JsonAclEntry {
+                scheme: &a.id.scheme,
+                id: &a.id.id,
+                perms: perm_string(a.perms),
+            })
+            .collect(),
+        stat: stat.into(),
+    })
 }
 
 #[cfg(test)]
@@ -312,10 +380,45 @@ mod tests {
     #[test]
     fn json_escapes() {
         assert_eq!(json_string("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\u0001\"");
+        let stat = Stat::default();
+        assert!(json_node("/b", &[0xff], &stat)
+            .starts_with("{\"path\":\"/b\",\"data\":\"/w==\",\"encoding\":\"base64\",\"stat\":{"));
+    }
+
+    #[test]
+    fn json_forms_keep_apache_field_order() {
+        let stat = Stat {
+            czxid: 1,
+            mzxid: 2,
+            ctime: 3,
+            mtime: 4,
+            version: 5,
+            cversion: 6,
+            aversion: 7,
+            ephemeral_owner: 8,
+            data_length: 9,
+            num_children: 10,
+            pzxid: 11,
+        };
         assert_eq!(
-            json_data(&[0xff]),
-            "\"data\":\"/w==\",\"encoding\":\"base64\""
+            json_path_stat("/a", &stat),
+            "{\"path\":\"/a\",\"stat\":{\"cZxid\":1,\"ctime\":3,\"mZxid\":2,\"mtime\":4,\
+             \"pZxid\":11,\"cversion\":6,\"dataVersion\":5,\"aclVersion\":7,\
+             \"ephemeralOwner\":8,\"dataLength\":9,\"numChildren\":10}}"
         );
+        assert_eq!(
+            json_children("/a", &["x".into()], None),
+            "{\"path\":\"/a\",\"children\":[\"x\"]}"
+        );
+        assert!(json_children("/a", &[], Some(&stat))
+            .starts_with("{\"path\":\"/a\",\"children\":[],\"stat\":{\"cZxid\":1,"));
+        let acl = [Acl {
+            perms: perms::READ | perms::ADMIN,
+            id: Id::new("digest", "u:x"),
+        }];
+        assert!(json_acl("/a", &acl, &stat).starts_with(
+            "{\"path\":\"/a\",\"acl\":[{\"scheme\":\"digest\",\"id\":\"u:x\",\"perms\":\"ra\"}],\"stat\":{"
+        ));
     }
 
     #[test]
