@@ -337,9 +337,10 @@ pub enum OpenError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot recover the data: {0}")]
+    // The source is printed by whoever reports the chain (`{:#}`).
+    #[error("cannot recover the data")]
     Recovery(#[from] RecoveryError),
-    #[error("cannot join the ensemble: {0}")]
+    #[error("cannot join the ensemble")]
     Ensemble(#[from] crate::replication::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -33,7 +33,7 @@ pub enum RecoveryError {
     #[error("reading snapshots: {0}")]
     Snapshots(StorageError),
     #[error(
-        "the transaction log starts at index {log_first}, but the newest usable snapshot \
+        "the transaction log starts at index {log_first}, but the state before it \
          ({snapshot}) ends at index {snapshot_last}: transactions {from}..={to} are in no file. \
          {skipped}Restore the damaged snapshot from a backup (or from another member of the \
          ensemble) and start again"
@@ -97,7 +97,11 @@ pub fn recover(options: &ServerOptions) -> Result<(Journal, DataTree), RecoveryE
                 valid.path.display().to_string(),
             )
         }
-        None => (DataTree::new(tree_options(options)), 0, "none".to_string()),
+        None => (
+            DataTree::new(tree_options(options)),
+            0,
+            "no usable snapshot: starting from an empty tree".to_string(),
+        ),
     };
     let log_first = journal.first_available_index();
     if log_first > after_index + 1 {

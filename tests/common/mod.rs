@@ -403,6 +403,16 @@ impl Process {
             self.kill();
             return Err(StartError::NotServing(timeout, last_error));
         }
+        // Another test's server may have taken the port between the probe
+        // and our bind, and answered in our place while ours was failing:
+        // make sure the server answering is the one whose directory we made.
+        if let Ok(conf) = four_letter_at(addr, "conf") {
+            let ours = self.dir.path().display().to_string();
+            if conf.contains("dataDir=") && !conf.contains(&ours) {
+                self.kill();
+                return Err(StartError::PortTaken);
+            }
+        }
         Ok(())
     }
 
