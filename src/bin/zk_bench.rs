@@ -14,6 +14,8 @@ use zookeeper_rs::bench::{self, parse_duration, BenchConfig, Limit, Workload, WO
 const EXIT_ERRORS: u8 = 1;
 /// Exit status when the run could not be made (usage, connection, setup).
 const EXIT_FAILED: u8 = 2;
+/// The default `maxClientCnxns` of Apache ZooKeeper and ours.
+const APACHE_MAX_CLIENT_CNXNS: usize = 60;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -171,6 +173,15 @@ fn main() -> ExitCode {
         Ok(report) => report,
         Err(e) => {
             eprintln!("zkBench: {e}");
+            if matches!(e, bench::BenchError::Connect { .. })
+                && config.sessions > APACHE_MAX_CLIENT_CNXNS
+            {
+                eprintln!(
+                    "zkBench: servers accept {APACHE_MAX_CLIENT_CNXNS} connections per client address \
+                     by default: raise maxClientCnxns (0 = no limit) for {} sessions",
+                    config.sessions
+                );
+            }
             return ExitCode::from(EXIT_FAILED);
         }
     };
