@@ -6,6 +6,7 @@
 //! ARCHITECTURE.md for the code map and the invariants.
 
 pub mod acl;
+pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod config;

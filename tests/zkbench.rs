@@ -1,0 +1,348 @@
+//! zkBench, the binary, against real servers: the report's shape (`--json`), an operation
+//! count that is exactly what was asked, every workload against ours and against Debian's
+//! Apache ZooKeeper 3.8, cleanup, and errors that are counted, not dropped, when the server
+//! is killed in the middle of a run.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::support::{raw_client, raw_exists};
+use common::{apache_available, wait_until, ApacheServer, Server, ZkUnderTest};
+
+const ZKBENCH: &str = env!("CARGO_BIN_EXE_zkBench");
+/// The longest a short zkBench run may take here, JVM warm-up included.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+const NO_NODE: i32 = -101;
+
+/// Runs zkBench to completion with `--json`, within [`RUN_LIMIT`].
+fn zkbench(server: &str, args: &[&str]) -> (Output, Value) {
+    let mut child = Command::new(ZKBENCH)
+        .args(["--server", server, "--json", "--quiet"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting zkBench");
+    let mut status = None;
+    let done = wait_until(
+        || {
+            status = child.try_wait().expect("waiting for zkBench");
+            status.is_some()
+        },
+        RUN_LIMIT,
+    );
+    if !done {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("collecting zkBench output");
+    assert!(
+        done,
+        "zkBench {args:?} ran over {RUN_LIMIT:?}; stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "zkBench {args:?} printed no JSON report ({e}); status {:?}\nstdout:\n{}\nstderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, report)
+}
+
+fn number(report: &Value, pointer: &str) -> f64 {
+    report
+        .pointer(pointer)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("report has no number at {pointer}:\n{report:#}"))
+}
+
+fn count(report: &Value, pointer: &str) -> u64 {
+    report
+        .pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("report has no count at {pointer}:\n{report:#}"))
+}
+
+/// The run did exactly `ops` operations, all successful, left nothing behind, and its
+/// figures are consistent.
+fn assert_clean_run(output: &Output, report: &Value, ops: u64) {
+    assert!(
+        output.status.success(),
+        "zkBench exited with {:?}:\n{report:#}",
+        output.status
+    );
+    assert_eq!(count(report, "/ops"), ops, "{report:#}");
+    assert_eq!(count(report, "/ok"), ops, "{report:#}");
+    assert_eq!(count(report, "/errors"), 0, "{report:#}");
+    assert_eq!(
+        report["errors_by_kind"],
+        serde_json::json!({}),
+        "{report:#}"
+    );
+    assert!(report["stopped_early"].is_null(), "{report:#}");
+    assert!(number(report, "/throughput_ops_s") > 0.0, "{report:#}");
+    let percentiles: Vec<f64> = ["p50", "p90", "p99", "p99.9", "max"]
+        .iter()
+        .map(|p| number(report, &format!("/latency_ms/{p}")))
+        .collect();
+    assert!(percentiles[0] > 0.0, "{report:#}");
+    assert!(
+        percentiles.windows(2).all(|w| w[0] <= w[1]),
+        "percentiles out of order: {percentiles:?}"
+    );
+    assert!(number(report, "/client_cpu/us_per_op") > 0.0, "{report:#}");
+    assert_eq!(count(report, "/setup/errors"), 0, "{report:#}");
+    assert_eq!(count(report, "/cleanup/errors"), 0, "{report:#}");
+    assert!(report["cleanup"]["abandoned"].is_null(), "{report:#}");
+}
+
+fn assert_root_gone(server: &dyn ZkUnderTest) {
+    let mut client = raw_client(server.addr());
+    assert_eq!(
+        raw_exists(&mut client, "/zkbench", false).0,
+        NO_NODE,
+        "{}: zkBench left /zkbench behind",
+        server.name()
+    );
+}
+
+#[test]
+fn json_report_has_the_asked_op_count_and_every_figure() {
+    let server = Server::start();
+    let (output, report) = zkbench(
+        &server.connect_string(),
+        &[
+            "set",
+            "--ops",
+            "300",
+            "--sessions",
+            "4",
+            "--in-flight",
+            "2",
+            "--keys",
+            "150",
+            "--warmup",
+            "0.2",
+            "--value-size",
+            "64",
+        ],
+    );
+    assert_clean_run(&output, &report, 300);
+    assert_eq!(report["tool"], "zkBench");
+    assert_eq!(report["workload"], "set");
+    assert_eq!(count(&report, "/sessions"), 4);
+    assert_eq!(count(&report, "/in_flight"), 2);
+    assert_eq!(count(&report, "/value_size"), 64);
+    assert_eq!(count(&report, "/requested/ops"), 300);
+    assert_eq!(
+        report["sessions_per_server"],
+        serde_json::json!({ server.connect_string(): 4 })
+    );
+    // The root, two directories of keys, 150 keys; all removed again.
+    assert_eq!(count(&report, "/setup/done"), 153, "{report:#}");
+    assert_eq!(count(&report, "/cleanup/done"), 153, "{report:#}");
+    assert!(count(&report, "/warmup/ok") > 0, "{report:#}");
+    for field in ["user_s", "system_s", "us_per_op", "cores"] {
+        number(&report, &format!("/client_cpu/{field}"));
+    }
+    assert_root_gone(&server);
+}
+
+#[test]
+fn mixed_reports_reads_and_writes_apart() {
+    let server = Server::start();
+    let (output, report) = zkbench(
+        &server.connect_string(),
+        &[
+            "mixed",
+            "--read-ratio",
+            "0.5",
+            "--ops",
+            "400",
+            "--keys",
+            "20",
+            "--warmup",
+            "0",
+        ],
+    );
+    assert_clean_run(&output, &report, 400);
+    let gets = count(&report, "/by_op/get/ok");
+    let sets = count(&report, "/by_op/set/ok");
+    assert_eq!(gets + sets, 400, "{report:#}");
+    // Half of 400 either way, far outside what chance allows for a fair coin.
+    assert!(
+        (120..=280).contains(&gets),
+        "{gets} gets of 400 at ratio 0.5"
+    );
+    assert_root_gone(&server);
+}
+
+/// Each workload with an exact count; returns nothing, fails on the first unclean run.
+fn every_workload_runs_clean(server: &dyn ZkUnderTest) {
+    for workload in [
+        "create",
+        "set",
+        "get",
+        "exists",
+        "getChildren",
+        "delete",
+        "multi",
+        "mixed",
+    ] {
+        let (output, report) = zkbench(
+            &server.connect_string(),
+            &[
+                workload,
+                "--ops",
+                "200",
+                "--sessions",
+                "3",
+                "--in-flight",
+                "2",
+                "--keys",
+                "120",
+                "--warmup",
+                "0.2",
+            ],
+        );
+        assert_eq!(report["workload"], workload);
+        assert_clean_run(&output, &report, 200);
+        assert_root_gone(server);
+    }
+}
+
+#[test]
+fn every_workload_runs_clean_against_ours() {
+    every_workload_runs_clean(&Server::start());
+}
+
+#[test]
+fn every_workload_runs_clean_against_apache() {
+    if !apache_available() {
+        return;
+    }
+    every_workload_runs_clean(&ApacheServer::start());
+}
+
+#[test]
+fn errors_are_counted_when_the_server_is_killed_mid_run() {
+    let mut server = Server::start();
+    let mut child = Command::new(ZKBENCH)
+        .args(["--server", &server.connect_string(), "--json"])
+        .args(["set", "--duration", "60", "--warmup", "0", "--keys", "50"])
+        .args([
+            "--sessions",
+            "4",
+            "--stall-timeout",
+            "1.5",
+            "--timeout",
+            "5",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting zkBench");
+    // Progress lines come once a second on stderr: wait for one that shows successes.
+    let stderr = child.stderr.take().expect("zkBench's stderr");
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + RUN_LIMIT;
+    let mut seen = Vec::new();
+    let running = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let loaded = line.contains(" run ") && !line.contains("done 0 ");
+                seen.push(line);
+                if loaded {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    if !running {
+        let _ = child.kill();
+    }
+    assert!(running, "no progress line with operations done:\n{seen:#?}");
+    server.kill();
+
+    let mut status = None;
+    let exited = wait_until(
+        || {
+            status = child.try_wait().expect("waiting for zkBench");
+            status.is_some()
+        },
+        RUN_LIMIT,
+    );
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("collecting zkBench output");
+    assert!(exited, "zkBench did not end after the server died");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report after the server died ({e}):\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let errors = count(&report, "/errors");
+    assert!(errors > 0, "no error counted:\n{report:#}");
+    assert_eq!(
+        count(&report, "/ok") + errors,
+        count(&report, "/ops"),
+        "{report:#}"
+    );
+    let by_kind: u64 = report["errors_by_kind"]
+        .as_object()
+        .expect("errors_by_kind is an object")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(by_kind, errors, "every error has a kind:\n{report:#}");
+    assert!(
+        count(&report, "/errors_by_kind/ConnectionLoss") > 0,
+        "{report:#}"
+    );
+    let stopped = report["stopped_early"].as_str().unwrap_or_default();
+    assert!(stopped.contains("no operation succeeded"), "{report:#}");
+    assert!(
+        report["cleanup"]["abandoned"].is_string(),
+        "cleanup against a dead server must be given up:\n{report:#}"
+    );
+}
+
+#[test]
+fn an_unbounded_or_impossible_run_is_refused() {
+    for args in [
+        vec!["get", "--ops", "0"],
+        vec!["get", "--duration", "0"],
+        vec!["get", "--ops", "5", "--duration", "5"],
+        vec!["mixed", "--read-ratio", "2"],
+        vec!["nosuchworkload"],
+    ] {
+        let output = Command::new(ZKBENCH)
+            .args(["--server", "127.0.0.1:1"])
+            .args(&args)
+            .output()
+            .expect("running zkBench");
+        assert_eq!(output.status.code(), Some(2), "{args:?} was accepted");
+    }
+}
