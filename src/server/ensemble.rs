@@ -42,25 +42,12 @@ pub enum Envelope {
     Touches(Vec<i64>),
 }
 
-const FORMAT_V1: u8 = 1;
-
 fn encode(envelope: &Envelope) -> Vec<u8> {
-    match postcard::to_extend(envelope, vec![FORMAT_V1]) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            // Encoding an in-memory value into a Vec cannot fail for these
-            // types; reaching here is a programming error.
-            tracing::error!(error = %e, "a replicated entry could not be encoded");
-            std::process::exit(70)
-        }
-    }
+    super::journal::encode_versioned(envelope)
 }
 
 fn decode(payload: &[u8]) -> Option<Envelope> {
-    match payload.split_first() {
-        Some((&FORMAT_V1, body)) => postcard::from_bytes(body).ok(),
-        _ => None,
-    }
+    super::journal::decode_versioned(payload).ok()
 }
 
 /// The tree as openraft's state machine.
@@ -144,7 +131,8 @@ impl Machine for ServerMachine {
     }
 
     fn advance(&self, index: u64) {
-        let _tree = self.shared.tree_mut();
+        // The entry changes nothing in the tree, so a snapshot that sees the
+        // new index with the current tree is still consistent: no lock.
         self.last_applied.store(index, Ordering::Release);
     }
 

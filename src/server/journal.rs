@@ -46,12 +46,14 @@ pub struct Journal {
     next_index: u64,
 }
 
-pub fn encode_txn(txn: &Txn) -> Vec<u8> {
-    let payload = vec![FORMAT_V1];
+/// A value as one format byte followed by its postcard encoding: the form of
+/// every payload this server puts in a log (journal entries here, replicated
+/// envelopes in `ensemble`). The byte leaves room for a later format.
+pub(crate) fn encode_versioned<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Serialising an in-memory value into a Vec cannot fail for these types
     // (no maps with non-string keys, no lengths beyond u32); an error here
-    // is a programming error, caught by the round-trip test.
-    match postcard::to_extend(txn, payload) {
+    // is a programming error, caught by the round-trip tests.
+    match postcard::to_extend(value, vec![FORMAT_V1]) {
         Ok(p) => p,
         Err(e) => unreachable_encoding(e),
     }
@@ -59,27 +61,27 @@ pub fn encode_txn(txn: &Txn) -> Vec<u8> {
 
 #[cold]
 fn unreachable_encoding(e: postcard::Error) -> Vec<u8> {
-    tracing::error!(error = %e, "transaction could not be encoded");
+    tracing::error!(error = %e, "a log payload could not be encoded");
     std::process::exit(70)
 }
 
-pub fn decode_txn(index: u64, payload: &[u8]) -> Result<Txn, JournalError> {
+/// The inverse of [`encode_versioned`]; the error says what is wrong.
+pub(crate) fn decode_versioned<T: serde::de::DeserializeOwned>(
+    payload: &[u8],
+) -> Result<T, String> {
     match payload.split_first() {
-        Some((&FORMAT_V1, body)) => {
-            postcard::from_bytes(body).map_err(|e| JournalError::Undecodable {
-                index,
-                detail: e.to_string(),
-            })
-        }
-        Some((format, _)) => Err(JournalError::Undecodable {
-            index,
-            detail: format!("unknown format byte {format}"),
-        }),
-        None => Err(JournalError::Undecodable {
-            index,
-            detail: "empty payload".into(),
-        }),
+        Some((&FORMAT_V1, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
+        Some((format, _)) => Err(format!("unknown format byte {format}")),
+        None => Err("empty payload".into()),
     }
+}
+
+pub fn encode_txn(txn: &Txn) -> Vec<u8> {
+    encode_versioned(txn)
+}
+
+pub fn decode_txn(index: u64, payload: &[u8]) -> Result<Txn, JournalError> {
+    decode_versioned(payload).map_err(|detail| JournalError::Undecodable { index, detail })
 }
 
 impl Journal {
