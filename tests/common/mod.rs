@@ -11,6 +11,7 @@
 //! - `ZKRS_KEEP_TEST_DIRS`: keep each server's directory (config, data, output) after the test.
 #![allow(dead_code)]
 
+pub mod ensemble;
 pub mod raw;
 pub mod support;
 pub mod transcript;

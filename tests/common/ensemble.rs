@@ -1,0 +1,239 @@
+//! Ensembles of real zookeeper-rs processes on 127.0.0.1, written as users
+//! write them: Apache's `server.N` lines, a `myid` per member, one data dir
+//! and client port each. Members are started, killed (SIGKILL), stopped
+//! (SIGTERM) and restarted by index; roles come from `srvr`.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{four_letter_at, try_connect, wait_until};
+use zookeeper_client as zk;
+
+pub const TICK_MS: u64 = 500;
+
+pub struct Member {
+    pub id: u64,
+    pub client: SocketAddr,
+    pub cfg: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+}
+
+pub struct Ensemble {
+    pub dir: tempfile::TempDir,
+    pub members: Vec<Member>,
+}
+
+impl Ensemble {
+    /// Writes the configs of `participants` voting members and `observers`
+    /// observers and starts them all.
+    pub fn start(participants: u64, observers: u64) -> Ensemble {
+        let dir = tempfile::tempdir().unwrap();
+        let total = participants + observers;
+        // Hold every probe socket until all ports are chosen, so no two
+        // members are handed the same port.
+        let probes: Vec<TcpListener> = (0..total * 3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+            .collect();
+        let picked: Vec<u16> = probes
+            .iter()
+            .map(|l| l.local_addr().expect("bound").port())
+            .collect();
+        drop(probes);
+        let ports: Vec<(u16, u16, u16)> = picked.chunks(3).map(|c| (c[0], c[1], c[2])).collect();
+        let mut servers = String::new();
+        for (i, (_, quorum, election)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let kind = if id > participants { ":observer" } else { "" };
+            servers.push_str(&format!(
+                "server.{id}=127.0.0.1:{quorum}:{election}{kind}\n"
+            ));
+        }
+        let mut members = Vec::new();
+        for (i, (client, _, _)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let home = dir.path().join(id.to_string());
+            let data = home.join("data");
+            fs::create_dir_all(&data).unwrap();
+            fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+            let peer_type = if id > participants {
+                "peerType=observer\n"
+            } else {
+                ""
+            };
+            let cfg = home.join("zoo.cfg");
+            fs::write(
+                &cfg,
+                format!(
+                    "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
+                     clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
+                     {peer_type}{servers}",
+                    data.display()
+                ),
+            )
+            .unwrap();
+            members.push(Member {
+                id,
+                client: SocketAddr::from(([127, 0, 0, 1], *client)),
+                cfg,
+                log: home.join("server.log"),
+                child: None,
+            });
+        }
+        let mut ensemble = Ensemble { dir, members };
+        for i in 0..ensemble.members.len() {
+            ensemble.launch(i);
+        }
+        ensemble
+    }
+
+    pub fn launch(&mut self, index: usize) {
+        let member = &mut self.members[index];
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&member.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_zkServer"))
+            .env(
+                "ZOO_LOG_LEVEL",
+                std::env::var("ZKRS_ENSEMBLE_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .arg("start-foreground")
+            .arg(&member.cfg)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning zkServer");
+        member.child = Some(child);
+    }
+
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.members[index].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns how long the
+    /// exit took.
+    pub fn stop(&mut self, index: usize) -> Duration {
+        let started = Instant::now();
+        if let Some(mut child) = self.members[index].child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+        started.elapsed()
+    }
+
+    pub fn mode(&self, index: usize) -> Option<String> {
+        let answer = four_letter_at(self.members[index].client, "srvr").ok()?;
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(str::to_owned)
+    }
+
+    pub fn zxid(&self, index: usize) -> Option<String> {
+        let answer = four_letter_at(self.members[index].client, "srvr").ok()?;
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("Zxid: "))
+            .map(str::to_owned)
+    }
+
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.members.len())
+            .filter(|i| self.members[*i].child.is_some())
+            .collect()
+    }
+
+    /// Waits until the running members have one leader and the rest are
+    /// followers or observers; returns the leader's index.
+    pub fn wait_for_roles(&self, timeout: Duration) -> usize {
+        let mut leader = None;
+        let ok = wait_until(
+            || {
+                let modes: Vec<Option<String>> =
+                    self.running().iter().map(|i| self.mode(*i)).collect();
+                let leaders: Vec<usize> = self
+                    .running()
+                    .into_iter()
+                    .zip(&modes)
+                    .filter(|(_, m)| m.as_deref() == Some("leader"))
+                    .map(|(i, _)| i)
+                    .collect();
+                let settled = modes
+                    .iter()
+                    .all(|m| matches!(m.as_deref(), Some("leader" | "follower" | "observer")));
+                leader = leaders.first().copied();
+                settled && leaders.len() == 1
+            },
+            timeout,
+        );
+        assert!(ok, "no settled leader within {timeout:?}:\n{}", self.logs());
+        leader.unwrap()
+    }
+
+    pub fn connect_string(&self, index: usize) -> String {
+        self.members[index].client.to_string()
+    }
+
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                let log = fs::read_to_string(&m.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                format!(
+                    "--- server.{} ---\n{}",
+                    m.id,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "ensemble logs in {}:\n{}",
+                self.dir.path().display(),
+                self.logs()
+            );
+        }
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn open() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+pub async fn client(cs: &str) -> zk::Client {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match try_connect(cs).await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("connecting to {cs}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
