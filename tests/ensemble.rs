@@ -189,3 +189,55 @@ fn an_observer_serves_reads_and_does_not_vote() {
     });
     assert!(refused, "a write was accepted without a quorum of voters");
 }
+
+#[test]
+fn a_member_cut_off_from_the_quorum_stops_serving_until_it_rejoins() {
+    let ensemble = Ensemble::start(3, 0);
+    let leader = ensemble.wait_for_roles(Duration::from_secs(30));
+    let cut_off = (leader + 1) % 3;
+    let others: Vec<usize> = (0..3).filter(|i| *i != cut_off).collect();
+    let rt = runtime();
+    let c = rt.block_on(async {
+        let c = zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(30))
+            .connect(&ensemble.connect_string(cut_off))
+            .await
+            .unwrap();
+        c.create("/before", b"", &open()).await.unwrap();
+        c
+    });
+    for i in &others {
+        ensemble.pause(*i);
+    }
+    // Within syncLimit ticks (and some slack) it stops answering: srvr says
+    // so, the open session's reads fail, new sessions are refused.
+    let stopped = wait_until(|| ensemble.mode(cut_off).is_none(), Duration::from_secs(30));
+    assert!(stopped, "the cut-off member still claims a role");
+    let read = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), c.get_data("/before")).await
+    });
+    assert!(
+        !matches!(read, Ok(Ok(_))),
+        "a member without a quorum served a read: {read:?}"
+    );
+    let fresh = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            common::try_connect(&ensemble.connect_string(cut_off)),
+        )
+        .await
+    });
+    assert!(
+        !matches!(fresh, Ok(Ok(_))),
+        "a member without a quorum granted a session"
+    );
+    for i in &others {
+        ensemble.resume(*i);
+    }
+    ensemble.wait_for_roles(Duration::from_secs(30));
+    rt.block_on(async {
+        let c = client(&ensemble.connect_string(cut_off)).await;
+        c.sync("/").await.unwrap();
+        assert!(c.check_stat("/before").await.unwrap().is_some());
+    });
+}

@@ -489,9 +489,37 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
     }
 }
 
+/// When this peer last heard from a leader it accepts: the last
+/// AppendEntries (heartbeats included) not refused for a higher vote.
+/// A follower or observer that has not heard from its leader for a while
+/// may be cut off from the ensemble; the server stops serving clients then.
+#[derive(Debug, Default)]
+pub struct LeaderContact {
+    last: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl LeaderContact {
+    fn heard_from_leader(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// How long ago a leader was last heard from; `None` if never.
+    pub fn age(&self) -> Option<Duration> {
+        let last = *self.last.lock().ok()?;
+        last.map(|at| at.elapsed())
+    }
+}
+
 /// Answers peers' RPCs on `listener` until the returned future is dropped
 /// (abort its task to stop; every connection task stops with it).
-pub async fn serve_peer_rpc<L: Listener>(mut listener: L, raft: Raft, identity: PeerIdentity) {
+pub async fn serve_peer_rpc<L: Listener>(
+    mut listener: L,
+    raft: Raft,
+    identity: PeerIdentity,
+    contact: Arc<LeaderContact>,
+) {
     let permits = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {
@@ -514,8 +542,9 @@ pub async fn serve_peer_rpc<L: Listener>(mut listener: L, raft: Raft, identity: 
         };
         let raft = raft.clone();
         let identity = identity.clone();
+        let contact = contact.clone();
         connections.spawn(async move {
-            if let Err(e) = serve_connection(stream, &peer, &raft, &identity).await {
+            if let Err(e) = serve_connection(stream, &peer, &raft, &identity, &contact).await {
                 warn!(%peer, error = %e, "closed a peer connection");
             } else {
                 debug!(%peer, "peer connection closed");
@@ -543,6 +572,7 @@ async fn serve_connection<S>(
     peer: &str,
     raft: &Raft,
     identity: &PeerIdentity,
+    contact: &LeaderContact,
 ) -> Result<(), ServeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -606,7 +636,12 @@ where
                 return Err(ServeError::Refused("a second handshake".into()))
             }
             PeerRequest::AppendEntries(rpc) => {
-                PeerReply::AppendEntries(raft.append_entries(rpc).await)
+                let answer = raft.append_entries(rpc).await;
+                if matches!(&answer, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_)))
+                {
+                    contact.heard_from_leader();
+                }
+                PeerReply::AppendEntries(answer)
             }
             PeerRequest::Vote(rpc) => PeerReply::Vote(raft.vote(rpc).await),
             PeerRequest::InstallSnapshot(rpc) => {

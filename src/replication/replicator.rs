@@ -34,7 +34,8 @@ use tracing::{info, warn};
 
 use super::log_store::{LogClosed, LogStore};
 use super::network::{
-    serve_peer_rpc, ForwardedWriteError, Listener, PeerClient, PeerIdentity, PeerNetwork, Transport,
+    serve_peer_rpc, ForwardedWriteError, LeaderContact, Listener, PeerClient, PeerIdentity,
+    PeerNetwork, Transport,
 };
 use super::state_machine::{Machine, MachineStore, SnapshotFileError};
 use super::{NodeId, Peer, PeerNode, Raft, ReplicationConfig, Request, TcpTransport};
@@ -203,6 +204,7 @@ pub struct Replicator<T: Transport = TcpTransport> {
     to_leader: Mutex<Option<PeerClient<T>>>,
     tasks: Vec<JoinHandle<()>>,
     log_closed: Option<LogClosed>,
+    contact: Arc<LeaderContact>,
     #[cfg(any(test, feature = "failpoints"))]
     fault_injector: Option<Arc<crate::storage::FaultInjector>>,
 }
@@ -278,10 +280,12 @@ impl<T: Transport> Replicator<T> {
         })?;
         info!(id = my_id, %listen_addr, "replication started");
 
+        let contact = Arc::new(LeaderContact::default());
         let mut tasks = vec![tokio::spawn(serve_peer_rpc(
             listener,
             raft.clone(),
             identity.clone(),
+            contact.clone(),
         ))];
         let election_timeout_max = Duration::from_millis(raft_config.election_timeout_max);
         let grace = election_timeout_max.saturating_mul(5);
@@ -310,6 +314,7 @@ impl<T: Transport> Replicator<T> {
             to_leader: Mutex::new(None),
             tasks,
             log_closed: Some(log_closed),
+            contact,
             #[cfg(any(test, feature = "failpoints"))]
             fault_injector,
         })
@@ -470,6 +475,18 @@ impl<T: Transport> Replicator<T> {
             .get_node(&id)
             .cloned();
         Some(LeaderInfo { id, node })
+    }
+
+    /// How long ago this peer last knew itself part of a working ensemble:
+    /// as leader, since a quorum last acknowledged it; otherwise since its
+    /// leader last reached it. `None` when it never was.
+    pub fn quorum_contact_age(&self) -> Option<Duration> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.state == ServerState::Leader {
+            metrics.millis_since_quorum_ack.map(Duration::from_millis)
+        } else {
+            self.contact.age()
+        }
     }
 
     /// This peer's role.

@@ -306,6 +306,12 @@ async fn establish_session(
     conn_id: ConnId,
     outbound: &mpsc::Sender<Outbound>,
 ) -> Option<(i64, i32)> {
+    if shared.ensemble().is_some_and(|e| !e.serving()) {
+        // As Apache's server while it looks for a leader: no session, the
+        // client tries the next server of its list.
+        info!(%remote, "refusing a session: this member is not in contact with a quorum");
+        return None;
+    }
     let last_zxid = shared.tree().last_zxid();
     if req.last_zxid_seen > last_zxid {
         // The client has seen a newer state than this server holds; serving it

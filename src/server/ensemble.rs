@@ -17,7 +17,7 @@
 //! a quorum holds the write durably.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -177,6 +177,12 @@ pub struct Ensemble {
     pub replicator: Replicator,
     machine: Arc<ServerMachine>,
     next_tag: AtomicU64,
+    /// How long a member may go without hearing from its quorum (a leader:
+    /// acknowledgements; others: the leader) before it stops serving.
+    contact_limit: Duration,
+    /// [`Ensemble::in_contact`] as last seen by [`Ensemble::watch_quorum`]:
+    /// roles, sessions and connections all follow this one verdict.
+    serving: AtomicBool,
 }
 
 impl Ensemble {
@@ -210,10 +216,19 @@ impl Ensemble {
         // Tags only this process hands out: a replayed entry from an
         // earlier run can never match a waiter of this one.
         let nonce = (shared.clock.wall_ms() as u64) << 20;
+        // Apache's bound: a follower that has not heard from its leader for
+        // syncLimit ticks is dropped, and one that has not heard the leader
+        // gives up on it.
+        let contact_limit = Duration::from_millis(
+            (options.tick_time_ms().max(1) as u64)
+                .saturating_mul(u64::from(options.config.sync_limit.unwrap_or(5).max(1))),
+        );
         Ok(Arc::new(Ensemble {
             replicator,
             machine,
             next_tag: AtomicU64::new(nonce),
+            contact_limit,
+            serving: AtomicBool::new(false),
         }))
     }
 
@@ -221,13 +236,66 @@ impl Ensemble {
         self.replicator.role()
     }
 
+    /// Whether this member serves clients (see [`Ensemble::in_contact`]).
+    pub fn serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
+    /// Whether this member may serve clients: it has a role in a working
+    /// ensemble and has heard from its quorum lately. One cut off from the
+    /// quorum would otherwise go on answering reads from a state that may
+    /// already be superseded, and keep sessions its leader cannot see.
+    fn in_contact(&self) -> bool {
+        matches!(self.role(), Role::Leader | Role::Follower | Role::Observer)
+            && self
+                .replicator
+                .quorum_contact_age()
+                .is_some_and(|age| age <= self.contact_limit)
+    }
+
     /// What `srvr` and `mntr` call this member.
     pub fn mode(&self) -> &'static str {
+        if !self.serving() {
+            return "looking";
+        }
         match self.role() {
             Role::Leader => "leader",
             Role::Follower => "follower",
             Role::Observer => "observer",
             Role::Candidate | Role::Joining | Role::Stopped => "looking",
+        }
+    }
+
+    /// Closes every client connection when this member loses its quorum, as
+    /// an Apache server does when it goes back to looking: the clients move
+    /// to a member that still serves, and keep their sessions.
+    pub async fn watch_quorum(self: Arc<Self>, shared: Arc<Shared>) {
+        let period =
+            (self.contact_limit / 10).clamp(Duration::from_millis(20), Duration::from_millis(500));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut metrics = self.replicator.subscribe();
+        let mut was_serving = false;
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                changed = metrics.changed() => if changed.is_err() { return },
+            }
+            let serving = self.in_contact();
+            self.serving.store(serving, Ordering::Release);
+            if was_serving && !serving {
+                warn!(
+                    limit_ms = self.contact_limit.as_millis() as u64,
+                    "lost contact with the quorum; closing client connections until the ensemble has a leader again"
+                );
+                shared.close_all_connections();
+            } else if serving && !was_serving {
+                info!(
+                    mode = self.mode(),
+                    "serving clients as a member of the ensemble"
+                );
+            }
+            was_serving = serving;
         }
     }
 

@@ -257,6 +257,15 @@ impl Shared {
         self.ensemble.get()
     }
 
+    /// Asks every client connection to close (its queued replies go first).
+    pub fn close_all_connections(&self) {
+        let conns: Vec<ConnEntry> = self.hub().conns.values().cloned().collect();
+        for conn in conns {
+            let _ = conn.outbound.try_send(Outbound::Close);
+            conn.kill.notify_one();
+        }
+    }
+
     /// `standalone`, or this member's role: what `srvr` prints after `Mode:`.
     pub fn mode(&self) -> &'static str {
         match self.ensemble() {
@@ -455,6 +464,7 @@ impl Server {
             journal,
         } = self;
         let mut liveness = None;
+        let mut quorum_watch = None;
         let pipeline = match (journal, shared.ensemble().cloned()) {
             (Some(journal), _) => tokio::spawn(pipeline::run(
                 shared.clone(),
@@ -466,6 +476,7 @@ impl Server {
                 liveness = Some(tokio::spawn(
                     ensemble.clone().report_liveness(shared.clone()),
                 ));
+                quorum_watch = Some(tokio::spawn(ensemble.clone().watch_quorum(shared.clone())));
                 tokio::spawn(ensemble.run_pipeline(shared.clone(), proposals_rx))
             }
             (None, None) => {
@@ -511,16 +522,12 @@ impl Server {
         info!("shutting down: closing client connections");
         shared.shutting_down.store(true, Ordering::SeqCst);
         drop(listener);
-        let conns: Vec<ConnEntry> = shared.hub().conns.values().cloned().collect();
-        for conn in conns {
-            let _ = conn.outbound.try_send(Outbound::Close);
-            conn.kill.notify_one();
-        }
+        shared.close_all_connections();
         expiry.abort();
         reaper.abort();
         purger.abort();
-        if let Some(liveness) = liveness {
-            liveness.abort();
+        for task in [liveness, quorum_watch].into_iter().flatten() {
+            task.abort();
         }
         // Writes already queued are journaled and answered before the
         // pipeline stops; the bound only matters if the disk hangs.

@@ -130,6 +130,24 @@ impl Ensemble {
         started.elapsed()
     }
 
+    /// Freezes a member (SIGSTOP): to the others it is cut off, yet its
+    /// sockets stay open.
+    pub fn pause(&self, index: usize) {
+        self.signal(index, nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a paused member run again (SIGCONT).
+    pub fn resume(&self, index: usize) {
+        self.signal(index, nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, index: usize, signal: nix::sys::signal::Signal) {
+        if let Some(child) = &self.members[index].child {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            nix::sys::signal::kill(pid, signal).expect("signalling a member");
+        }
+    }
+
     pub fn mode(&self, index: usize) -> Option<String> {
         let answer = four_letter_at(self.members[index].client, "srvr").ok()?;
         answer
