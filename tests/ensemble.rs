@@ -241,3 +241,75 @@ fn a_member_cut_off_from_the_quorum_stops_serving_until_it_rejoins() {
         assert!(c.check_stat("/before").await.unwrap().is_some());
     });
 }
+
+#[test]
+fn with_readonlymode_a_cut_off_member_serves_read_only_clients_until_it_rejoins() {
+    let ensemble = Ensemble::start_with(3, 0, "readonlymode.enabled=true\n");
+    let leader = ensemble.wait_for_roles(Duration::from_secs(30));
+    let cut_off = (leader + 1) % 3;
+    let others: Vec<usize> = (0..3).filter(|i| *i != cut_off).collect();
+    let rt = runtime();
+    rt.block_on(async {
+        let c = client(&ensemble.connect_string(cut_off)).await;
+        c.create("/before", b"kept", &open()).await.unwrap();
+    });
+    for i in &others {
+        ensemble.pause(*i);
+    }
+    let read_only = wait_until(
+        || ensemble.mode(cut_off).as_deref() == Some("read-only"),
+        Duration::from_secs(30),
+    );
+    assert!(read_only, "mode: {:?}", ensemble.mode(cut_off));
+    let isro = four_letter_at(ensemble.members[cut_off].client, "isro").unwrap();
+    assert_eq!(isro, "ro");
+    let cs = ensemble.connect_string(cut_off);
+    let ro = rt.block_on(async {
+        let ro = zk::Client::connector()
+            .with_readonly(true)
+            .with_session_timeout(Duration::from_secs(30))
+            .connect(&cs)
+            .await
+            .expect("a read-only session");
+        assert_eq!(ro.get_data("/before").await.unwrap().0, b"kept");
+        assert_eq!(
+            ro.create("/during", b"", &open()).await.unwrap_err(),
+            zk::Error::NotReadOnly
+        );
+        assert_eq!(
+            ro.set_data("/before", b"x", None).await.unwrap_err(),
+            zk::Error::NotReadOnly
+        );
+        // A client that did not ask for read-only gets no session.
+        let rw = tokio::time::timeout(Duration::from_secs(3), common::try_connect(&cs)).await;
+        assert!(
+            !matches!(rw, Ok(Ok(_))),
+            "a read-write session from a read-only member"
+        );
+        ro
+    });
+    for i in &others {
+        ensemble.resume(*i);
+    }
+    ensemble.wait_for_roles(Duration::from_secs(30));
+    assert_eq!(
+        four_letter_at(ensemble.members[cut_off].client, "isro").unwrap(),
+        "rw"
+    );
+    rt.block_on(async {
+        // The read-only session ends with the partition; the client, which
+        // never had a read-write session, reconnects with a new one and
+        // writes again.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match ro.create("/after", b"", &open()).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    assert_ne!(e, zk::Error::NodeExists);
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("the client never wrote after the member rejoined: {e}"),
+            }
+        }
+    });
+}

@@ -236,10 +236,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
 
     let (line_tx, line_rx) = mpsc::unbounded_channel();
     let reads_in_line = Arc::new(ReadsInLine::default());
+    let read_only = shared.sessions().read_only.contains(&session_id);
     let ctx = ConnCtx {
         shared: shared.clone(),
         conn_id,
         session_id,
+        read_only,
         remote,
         auth,
         stats: stats.clone(),
@@ -307,6 +309,9 @@ async fn establish_session(
     outbound: &mpsc::Sender<Outbound>,
 ) -> Option<(i64, i32)> {
     if shared.ensemble().is_some_and(|e| !e.serving()) {
+        if shared.read_only() {
+            return establish_read_only_session(shared, req, remote, outbound).await;
+        }
         // As Apache's server while it looks for a leader: no session, the
         // client tries the next server of its list.
         info!(%remote, "refusing a session: this member is not in contact with a quorum");
@@ -392,6 +397,60 @@ async fn establish_session(
     Some((session_id, timeout_ms))
 }
 
+/// A session on a member cut off from its quorum with `readonlymode.enabled`:
+/// only for clients that asked for read-only, and only new ones or this
+/// member's own read-only sessions (a global session could not be kept
+/// alive, nor its writes served, from here).
+async fn establish_read_only_session(
+    shared: &Shared,
+    req: &ConnectRequest,
+    remote: SocketAddr,
+    outbound: &mpsc::Sender<Outbound>,
+) -> Option<(i64, i32)> {
+    if req.read_only != Some(true) {
+        info!(%remote, "refusing a session request from a client that is not read-only: this member serves read-only");
+        return None;
+    }
+    let opts = &shared.options;
+    let now = shared.elapsed_ms();
+    let (session_id, timeout_ms) = {
+        let mut sessions = shared.sessions();
+        if req.session_id != 0 {
+            let ours = sessions.read_only.contains(&req.session_id)
+                && req.password == session_password(req.session_id);
+            if !ours || !sessions.touch(req.session_id, now) {
+                info!(%remote, session = format_args!("0x{:x}", req.session_id),
+                    "refusing to resume a global session in read-only mode");
+                return None;
+            }
+            let timeout = req
+                .timeout_ms
+                .clamp(opts.min_session_timeout_ms(), opts.max_session_timeout_ms());
+            (req.session_id, timeout)
+        } else {
+            let timeout = req
+                .timeout_ms
+                .clamp(opts.min_session_timeout_ms(), opts.max_session_timeout_ms());
+            let id = sessions.ids.next_id();
+            sessions.tracker.add(id, timeout, now);
+            sessions.read_only.insert(id);
+            (id, timeout)
+        }
+    };
+    let response = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms,
+        session_id,
+        password: session_password(session_id),
+        read_only: Some(true),
+    };
+    outbound
+        .send(Outbound::Frame(connect_frame(&response)))
+        .await
+        .ok()?;
+    Some((session_id, timeout_ms))
+}
+
 fn connect_frame(response: &ConnectResponse) -> Vec<u8> {
     let body = response.to_bytes();
     let mut frame = Vec::with_capacity(body.len() + 4);
@@ -414,6 +473,8 @@ struct ConnCtx {
     shared: Arc<Shared>,
     conn_id: ConnId,
     session_id: i64,
+    /// A read-only session: writes and sync are answered NotReadOnly.
+    read_only: bool,
     remote: SocketAddr,
     auth: Vec<Id>,
     stats: Arc<ConnStats>,
@@ -541,6 +602,33 @@ async fn handle_request(
             ));
             true
         }
+        Request::CloseSession if ctx.read_only => {
+            // The session lives on this member alone: nothing to replicate.
+            {
+                let mut sessions = shared.sessions();
+                sessions.tracker.remove(ctx.session_id);
+                sessions.read_only.remove(&ctx.session_id);
+            }
+            let _ = line.send(ready(
+                xid,
+                last_zxid(),
+                ErrorCode::Ok,
+                Response::Empty,
+                Some(permit),
+            ));
+            let _ = line.send(Pending::Close);
+            false
+        }
+        request if ctx.read_only && changes_state(&request) => {
+            let _ = line.send(ready(
+                xid,
+                last_zxid(),
+                ErrorCode::NotReadOnly,
+                Response::Empty,
+                Some(permit),
+            ));
+            true
+        }
         request => {
             let prep_ctx = PrepContext {
                 session_id: ctx.session_id,
@@ -601,6 +689,24 @@ async fn handle_request(
             }
         }
     }
+}
+
+/// What a read-only member refuses, as Apache's read-only server does:
+/// every write, and `sync` (there is no leader to sync with).
+fn changes_state(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Create(_)
+            | Request::Create2(_)
+            | Request::CreateContainer(_)
+            | Request::CreateTtl(_)
+            | Request::Delete { .. }
+            | Request::SetData { .. }
+            | Request::SetAcl { .. }
+            | Request::Check { .. }
+            | Request::Multi(_)
+            | Request::Sync { .. }
+    )
 }
 
 fn multi_op_code(op: &MultiOp) -> i32 {

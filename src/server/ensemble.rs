@@ -294,6 +294,14 @@ impl Ensemble {
                     mode = self.mode(),
                     "serving clients as a member of the ensemble"
                 );
+                // Read-only sessions end with the partition: their clients
+                // reconnect and get sessions the ensemble knows.
+                let read_only: Vec<i64> = shared.sessions().read_only.iter().copied().collect();
+                if !read_only.is_empty() {
+                    info!(sessions = read_only.len(), "closing the read-only sessions");
+                    shared.close_connections_of(&read_only);
+                    shared.sessions().drop_read_only();
+                }
             }
             was_serving = serving;
         }

@@ -32,7 +32,11 @@ pub fn answer(shared: &Shared, word: &str) -> String {
     let mut out = String::new();
     match word {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str("rw"),
+        "isro" => out.push_str(match shared.mode() {
+            "looking" => "null",
+            "read-only" => "ro",
+            _ => "rw",
+        }),
         "srvr" => server_summary(shared, &mut out, false),
         "stat" => server_summary(shared, &mut out, true),
         "cons" => {

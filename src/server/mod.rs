@@ -182,6 +182,10 @@ pub struct Sessions {
     /// Sessions this server's clients kept alive since the last liveness
     /// report to the ensemble's leader.
     pub touched: HashSet<i64>,
+    /// Sessions granted while this member served read-only
+    /// (`readonlymode.enabled`): known to this member alone, never in the
+    /// tree, gone when the member rejoins its quorum.
+    pub read_only: HashSet<i64>,
 }
 
 impl Sessions {
@@ -189,10 +193,18 @@ impl Sessions {
     /// (expired or closed).
     pub fn touch(&mut self, session_id: i64, now_ms: i64) -> bool {
         let alive = self.tracker.touch(session_id, now_ms);
-        if alive {
+        if alive && !self.read_only.contains(&session_id) {
             self.touched.insert(session_id);
         }
         alive
+    }
+
+    /// Forgets every read-only session.
+    pub fn drop_read_only(&mut self) {
+        for id in std::mem::take(&mut self.read_only) {
+            self.tracker.remove(id);
+            self.owner.remove(&id);
+        }
     }
 }
 
@@ -266,12 +278,35 @@ impl Shared {
         }
     }
 
+    /// Asks the connections carrying `sessions` to close.
+    pub fn close_connections_of(&self, sessions: &[i64]) {
+        let conns: Vec<ConnEntry> = self
+            .hub()
+            .conns
+            .values()
+            .filter(|conn| sessions.contains(&conn.session_id))
+            .cloned()
+            .collect();
+        for conn in conns {
+            let _ = conn.outbound.try_send(Outbound::Close);
+            conn.kill.notify_one();
+        }
+    }
+
     /// `standalone`, or this member's role: what `srvr` prints after `Mode:`.
     pub fn mode(&self) -> &'static str {
         match self.ensemble() {
             None => "standalone",
+            Some(_) if self.read_only() => "read-only",
             Some(ensemble) => ensemble.mode(),
         }
+    }
+
+    /// Whether this member serves read-only clients now: it is cut off
+    /// from its quorum and `readonlymode.enabled` asks for it.
+    pub fn read_only(&self) -> bool {
+        self.options.config.readonly_mode_enabled
+            && self.ensemble().is_some_and(|ensemble| !ensemble.serving())
     }
 
     /// Milliseconds on the monotonic clock since the server started.
@@ -417,6 +452,7 @@ impl Server {
             ids: SessionIdGenerator::new(options.server_id, clock.wall_ms()),
             owner: HashMap::new(),
             touched: HashSet::new(),
+            read_only: HashSet::new(),
         };
         let outstanding = Arc::new(Semaphore::new(
             (options.config.global_outstanding_limit as usize).max(1),

@@ -31,6 +31,11 @@ impl Ensemble {
     /// Writes the configs of `participants` voting members and `observers`
     /// observers and starts them all.
     pub fn start(participants: u64, observers: u64) -> Ensemble {
+        Self::start_with(participants, observers, "")
+    }
+
+    /// [`Ensemble::start`] with `extra` lines in every member's zoo.cfg.
+    pub fn start_with(participants: u64, observers: u64, extra: &str) -> Ensemble {
         let dir = tempfile::tempdir().unwrap();
         let total = participants + observers;
         // Hold every probe socket until all ports are chosen, so no two
@@ -70,7 +75,7 @@ impl Ensemble {
                 format!(
                     "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
                      clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
-                     {peer_type}{servers}",
+                     {peer_type}{extra}{servers}",
                     data.display()
                 ),
             )
