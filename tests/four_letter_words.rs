@@ -345,6 +345,12 @@ fn cons_lines(server: &dyn ZkUnderTest) {
     let reset = session_line(server);
     let value = |key: &str| reset.iter().find(|(k, _)| k == key).unwrap().1.clone();
     assert_eq!((value("recved"), value("sent")), ("0".into(), "0".into()));
+    // Nothing arrived since the reset (recved=0): the last operation is
+    // forgotten too.
+    assert_eq!(value("lop"), "NA");
+    assert!(reset.iter().all(|(k, _)| k != "lcxid"), "{reset:?}");
+    assert_eq!(value("lzxid"), "0xffffffffffffffff");
+    assert_eq!((value("lresp"), value("llat")), ("0".into(), "0".into()));
 
     assert_eq!(server.four_letter("srst"), "Server stats reset.\n");
     let srvr = colon_pairs(&server.four_letter("srvr"));
@@ -578,6 +584,34 @@ fn unknown_word_closes(server: &dyn ZkUnderTest) {
     assert_eq!(server.four_letter("ruok"), "imok");
 }
 on_both!(unknown_word_gets_no_answer, "", unknown_word_closes);
+
+// --- gtmk, stmk ----------------------------------------------------------------------------------
+
+/// `stmk` reads the new mask as eight big-endian bytes after the word.
+fn set_trace_mask(addr: SocketAddr, mask: i64) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut request = b"stmk".to_vec();
+    request.extend_from_slice(&mask.to_be_bytes());
+    stream.write_all(&request).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn trace_mask_words(server: &dyn ZkUnderTest) {
+    assert_eq!(server.four_letter("gtmk"), "306", "Apache's default mask");
+    assert_eq!(set_trace_mask(server.addr(), 0x1f2), "498");
+    assert_eq!(server.four_letter("gtmk"), "498");
+}
+on_both!(
+    gtmk_and_stmk_get_and_set_the_trace_mask,
+    "4lw.commands.whitelist=*",
+    trace_mask_words
+);
 
 // --- side by side --------------------------------------------------------------------------------
 

@@ -160,6 +160,16 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     // Before a session exists, the first four bytes may be a four-letter word
     // rather than a length.
     if let Some(word) = fourlw::word_from_prefix(first) {
+        if word == "stmk" && shared.options.config.is_four_letter_word_enabled(word) {
+            // The new mask follows the word as a big-endian long.
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_i64()).await {
+                Ok(Ok(mask)) => shared.trace_mask.store(mask, Relaxed),
+                _ => {
+                    debug!(%remote, "stmk without a mask; closing");
+                    return;
+                }
+            }
+        }
         let answer = fourlw::answer(&shared, word);
         let _ = write_half.write_all(answer.as_bytes()).await;
         let _ = write_half.shutdown().await;

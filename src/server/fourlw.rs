@@ -99,7 +99,7 @@ pub fn answer(shared: &Shared, word: &str) -> String {
         "dump" => dump(shared, &mut out),
         // Trace masks and the tree digest are Java-server internals with
         // nothing to report here.
-        "gtmk" | "stmk" => out.push_str("0\n"),
+        "gtmk" | "stmk" => out.push_str(&shared.trace_mask.load(Relaxed).to_string()),
         "hash" => out.push_str("Digest in log and actual tree is disabled.\n"),
         _ => {}
     }

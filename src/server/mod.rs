@@ -208,6 +208,10 @@ impl Sessions {
     }
 }
 
+/// Apache's default trace mask: client requests, server packets, sessions
+/// and warnings.
+pub const DEFAULT_TRACE_MASK: i64 = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 8);
+
 /// Everything the server's tasks share.
 pub struct Shared {
     pub options: ServerOptions,
@@ -225,6 +229,9 @@ pub struct Shared {
     next_conn_id: AtomicU64,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     pub shutting_down: AtomicBool,
+    /// Apache's text trace mask (`gtmk`/`stmk`): kept and reported for
+    /// tools that set it; our logging is governed by the log level.
+    pub trace_mask: std::sync::atomic::AtomicI64,
     /// Tells the write pipeline to drain and stop.
     pub stop_pipeline: Notify,
     /// Asks the write pipeline to purge old snapshots and the log they cover.
@@ -470,6 +477,7 @@ impl Server {
             next_conn_id: AtomicU64::new(1),
             per_ip: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
+            trace_mask: std::sync::atomic::AtomicI64::new(DEFAULT_TRACE_MASK),
             stop_pipeline: Notify::new(),
             purge_requested: Notify::new(),
             ensemble: std::sync::OnceLock::new(),

@@ -94,9 +94,16 @@ pub struct ConnStats {
 }
 
 impl ConnStats {
+    /// `crst`: as Apache, the last operation is forgotten too (`lop=NA`,
+    /// no `lcxid`, `lzxid=0xffffffffffffffff`).
     pub fn reset(&self) {
         self.packets_received.store(0, Relaxed);
         self.packets_sent.store(0, Relaxed);
         self.latency.reset();
+        self.last_op.store(0, Relaxed);
+        self.last_cxid.store(-1, Relaxed);
+        self.last_zxid.store(-1, Relaxed);
+        self.last_latency_ms.store(0, Relaxed);
+        self.last_response_ms.store(0, Relaxed);
     }
 }
