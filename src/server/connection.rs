@@ -796,19 +796,25 @@ async fn respond_loop(
             } => {
                 let reply = match outcome.await {
                     Ok(Ok(applied)) => write_reply(xid, op, &multi_ops, applied),
-                    Ok(Err(refused)) => {
+                    Ok(Err(pipeline::Refused::DiskFull)) => {
                         // Not applied: the client may retry.
                         let zxid = shared.tree().last_zxid();
-                        let err = match refused {
-                            pipeline::Refused::DiskFull => ErrorCode::SystemError,
-                            pipeline::Refused::NotReplicated => ErrorCode::ConnectionLoss,
-                        };
                         let header = ReplyHeader {
                             xid,
                             zxid,
-                            err: err.code(),
+                            err: ErrorCode::SystemError.code(),
                         };
                         (encode_reply(&header, &Response::Empty), zxid)
+                    }
+                    // The ensemble did not commit it and its fate is
+                    // unknown. Apache's server drops the connection then;
+                    // clients know that as ConnectionLoss, reconnect with
+                    // the same session and decide whether to retry. (An
+                    // error code -4 in a reply is something no Apache server
+                    // sends, and not every client library maps it.)
+                    Ok(Err(pipeline::Refused::NotReplicated)) => {
+                        let _ = outbound.send(Outbound::Close).await;
+                        return;
                     }
                     // The pipeline stopped (shutdown): the client will retry
                     // elsewhere or after reconnecting.

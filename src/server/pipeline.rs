@@ -37,7 +37,8 @@ pub enum Refused {
     /// applied, and writes resume by themselves once space is freed.
     DiskFull,
     /// The ensemble did not commit it (no leader, no quorum, or the outcome
-    /// is unknown): the client is told ConnectionLoss and retries.
+    /// is unknown): the connection is closed, which clients know as
+    /// ConnectionLoss.
     NotReplicated,
 }
 
