@@ -683,6 +683,9 @@ async fn bounded<T>(
 fn failure(error: zk::Error) -> Outcome {
     use zk::Error as E;
     match error {
+        // The server's "not replicated, outcome unknown" answer (ZooKeeper's
+        // ConnectionLoss code, which this client only knows as its own).
+        E::UnexpectedErrorCode(-4) => Outcome::Unknown("ConnectionLoss from the server".into()),
         E::NoNode
         | E::NodeExists
         | E::BadVersion
