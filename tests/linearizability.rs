@@ -614,8 +614,10 @@ async fn client_loop(
         let roll = rng.below(100);
         let register = REGISTERS[rng.below(REGISTERS.len() as u64) as usize];
         let member = SET_MEMBERS[rng.below(SET_MEMBERS.len() as u64) as usize];
+        // Half writes (three in five unconditional, the rest compare-and-set
+        // on the last version seen), a third reads, the rest on set members.
         let op = match roll {
-            0..=29 | 30..=49 => {
+            0..=49 => {
                 written += 1;
                 let value = format!("c{id}-{written}");
                 let expected =
