@@ -6,6 +6,10 @@
 //! writes and synced reads must be linearizable, plain reads sequentially
 //! consistent per client. The unit tests below prove that the checker rejects
 //! what it must.
+//!
+//! Environment: `ZKRS_LIN_SEED` replays a run's random choices (the seed is
+//! printed); `ZKRS_LIN_HISTORY` keeps the history file of a passing run too (a
+//! failing run always keeps it, under target/tmp).
 
 mod common;
 
@@ -162,6 +166,7 @@ fn a_stale_synced_read_after_a_completed_write_is_rejected() {
         op(2, 20, 30, synced_read("/r"), value("", 0)),
     ];
     let violations = rejected(&ops);
+    println!("{}", violations[0]);
     assert!(
         violations
             .iter()
@@ -329,7 +334,9 @@ fn a_corrupted_long_history_is_rejected() {
     if let Outcome::Written { version } = &mut ops[victim].outcome {
         *version -= 3;
     }
-    rejected(&ops);
+    for violation in rejected(&ops) {
+        println!("{violation}");
+    }
 }
 
 /// xorshift64*: reproducible randomness without a dependency.
@@ -525,11 +532,18 @@ fn writes_and_synced_reads_stay_linearizable_while_members_crash() {
         }
     });
 
-    println!("faults:\n  {}", faults.join("\n  "));
+    let crashes = faults.iter().filter(|f| !f.contains("restarted")).count();
+    println!("{crashes} crashes:\n  {}", faults.join("\n  "));
     println!("{}", tally(&ops));
     let verdict = history::check(&ops, NODE_BUDGET);
     match verdict {
-        Ok(summary) => println!("{} operations; {summary}", ops.len()),
+        Ok(summary) => {
+            println!("{} operations; {summary}", ops.len());
+            if std::env::var_os("ZKRS_LIN_HISTORY").is_some() {
+                let path = save_history(seed, &faults, &[], &ops);
+                println!("history in {}", path.display());
+            }
+        }
         Err(violations) => {
             let path = save_history(seed, &faults, &violations, &ops);
             let text: Vec<String> = violations

@@ -739,16 +739,19 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
-    /// The operations that could be placed next: calls before the first
-    /// return still in the list, and that return's operation.
+    /// The determinate operations that could be placed next: those called
+    /// before the first return still in the list (its own operation among
+    /// them). Indeterminate ones are left out: they may always wait.
     fn minimal_calls(&self) -> Vec<usize> {
         let mut found = Vec::new();
         let mut at = self.next[self.head()];
         while at != self.head() {
             let event = self.events[at];
-            found.push(event.op);
             if !event.call {
                 break;
+            }
+            if self.return_at[event.op].is_some() {
+                found.push(event.op);
             }
             at = self.next[at];
         }
