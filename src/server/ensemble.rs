@@ -172,6 +172,19 @@ impl Machine for ServerMachine {
     }
 }
 
+/// The first tag a member hands out to its proposals.
+///
+/// Every member applies every write and answers the waiter its tag names, so
+/// tags must be unique across the ensemble, not just within one process: the
+/// proposing member's id fills the top byte (members started in the same
+/// millisecond would otherwise hand out the same tags and answer each other's
+/// clients). The rest comes from the start time, so that a replayed entry of
+/// an earlier run of this member never matches a waiter of this one.
+fn first_tag(server_id: u8, wall_ms: i64) -> u64 {
+    const LOW_BITS: u64 = (1 << 56) - 1;
+    (u64::from(server_id) << 56) | (((wall_ms as u64) << 20) & LOW_BITS)
+}
+
 /// This member's replication.
 pub struct Ensemble {
     pub replicator: Replicator,
@@ -213,9 +226,6 @@ impl Ensemble {
             config,
         )
         .await?;
-        // Tags only this process hands out: a replayed entry from an
-        // earlier run can never match a waiter of this one.
-        let nonce = (shared.clock.wall_ms() as u64) << 20;
         // Apache's bound: a follower that has not heard from its leader for
         // syncLimit ticks is dropped, and one that has not heard the leader
         // gives up on it.
@@ -226,7 +236,7 @@ impl Ensemble {
         Ok(Arc::new(Ensemble {
             replicator,
             machine,
-            next_tag: AtomicU64::new(nonce),
+            next_tag: AtomicU64::new(first_tag(options.server_id, shared.clock.wall_ms())),
             contact_limit,
             serving: AtomicBool::new(false),
         }))
@@ -390,5 +400,27 @@ impl Ensemble {
             peers = self.replicator.listen_addr(),
             "member of an ensemble"
         );
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::first_tag;
+
+    #[test]
+    fn members_started_in_the_same_millisecond_hand_out_different_tags() {
+        let now = 1_795_334_189_842;
+        let (one, two) = (first_tag(1, now), first_tag(2, now));
+        assert_ne!(one, two);
+        // A million proposals later the ranges still do not meet.
+        assert!(one + (1 << 20) < two);
+    }
+
+    #[test]
+    fn a_restarted_member_starts_after_its_earlier_tags() {
+        let before = first_tag(3, 1_795_334_189_842);
+        let after = first_tag(3, 1_795_334_189_843);
+        assert!(before + (1 << 20) <= after);
+        assert_eq!(before >> 56, after >> 56);
     }
 }

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod ensemble;
+pub mod history;
 pub mod raw;
 pub mod support;
 pub mod transcript;
