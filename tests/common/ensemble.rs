@@ -260,3 +260,62 @@ pub async fn client(cs: &str) -> zk::Client {
         }
     }
 }
+
+impl Ensemble {
+    /// A connect string naming every member, as a client of the whole
+    /// ensemble is given.
+    pub fn connect_string_all(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.client.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The process id of a running member.
+    pub fn pid(&self, index: usize) -> Option<nix::unistd::Pid> {
+        self.members[index]
+            .child
+            .as_ref()
+            .map(|c| nix::unistd::Pid::from_raw(c.id() as i32))
+    }
+
+    /// Freezes a member (SIGSTOP): its sockets stay open but it answers
+    /// nothing, like a machine that stalls.
+    pub fn pause(&self, index: usize) {
+        let pid = self.pid(index).expect("a running member");
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    }
+
+    /// Thaws a member frozen by [`Ensemble::pause`] (SIGCONT).
+    pub fn resume(&self, index: usize) {
+        let pid = self.pid(index).expect("a running member");
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    }
+
+    /// The member's whole log.
+    pub fn log_of(&self, index: usize) -> String {
+        fs::read_to_string(&self.members[index].log).unwrap_or_default()
+    }
+
+    /// Kills the leader with SIGKILL and waits for the others to elect a new
+    /// one; returns (old leader, new leader).
+    pub fn kill_leader(&mut self, timeout: Duration) -> (usize, usize) {
+        let old = self.wait_for_roles(timeout);
+        self.kill(old);
+        let new = self.wait_for_roles(timeout);
+        (old, new)
+    }
+
+    /// Waits until every running member reports the same last zxid.
+    pub fn wait_for_same_zxid(&self, timeout: Duration) -> bool {
+        wait_until(
+            || {
+                let zxids: Vec<Option<String>> =
+                    self.running().iter().map(|i| self.zxid(*i)).collect();
+                zxids.iter().all(|z| z.is_some() && *z == zxids[0])
+            },
+            timeout,
+        )
+    }
+}
