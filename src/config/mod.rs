@@ -54,6 +54,9 @@ pub const DEFAULT_TICK_TIME_MS: u32 = 3000;
 pub const DEFAULT_JUTE_MAX_BUFFER: u32 = 0xfffff;
 /// Fewest snapshots auto-purge may keep; Apache raises smaller values to this.
 pub const MIN_SNAP_RETAIN_COUNT: u32 = 3;
+/// Default `commitLogCount`: transactions the replicated log keeps before
+/// its latest snapshot.
+pub const DEFAULT_COMMIT_LOG_COUNT: u32 = 1000;
 /// Largest server id: session ids carry the server id in their top byte.
 pub const MAX_SERVER_ID: u64 = 255;
 /// Largest server id when extended types (TTL nodes) are on; Apache's
@@ -296,6 +299,12 @@ pub struct ServerConfig {
     pub super_digest: Option<String>,
     /// `snapCount`, default 100000; Apache raises values below 2 to 2.
     pub snap_count: u32,
+    /// `commitLogCount`: in an ensemble, how many committed transactions the
+    /// replicated log keeps before its latest snapshot, so that a follower
+    /// that lagged by fewer catches up from the log and one that lagged by
+    /// more is sent the snapshot. Apache keeps this many proposals in memory
+    /// for the same purpose (default 500 there); ours defaults to 1000.
+    pub commit_log_count: u32,
     /// `autopurge.snapRetainCount`, default 3, at least 3.
     pub autopurge_snap_retain_count: u32,
     /// `autopurge.purgeInterval` in hours, default 0 = no purging.
@@ -615,6 +624,7 @@ impl ServerConfig {
             global_outstanding_limit: 1000,
             super_digest: None,
             snap_count: 100_000,
+            commit_log_count: DEFAULT_COMMIT_LOG_COUNT,
             autopurge_snap_retain_count: MIN_SNAP_RETAIN_COUNT,
             autopurge_purge_interval_hours: 0,
             pre_alloc_size_kb: 65536,
@@ -925,6 +935,7 @@ impl ServerConfig {
                     count
                 };
             }
+            "commitLogCount" => self.commit_log_count = s.u32_in(JavaDecode, 0, INT_MAX, COUNT)?,
             "preAllocSize" => {
                 let kb = s.integer(Decimal, 0, i64::MAX, "a non-negative integer (KiB)")?;
                 self.pre_alloc_size_kb = u64::try_from(kb).map_err(|_| s.bad(COUNT))?;

@@ -349,6 +349,23 @@ fn snap_retain_count_is_raised_to_three() {
 }
 
 #[test]
+fn commit_log_count_is_read_from_zoo_cfg_and_from_flags() {
+    assert_eq!(
+        load(&with_data_dir("")).config.commit_log_count,
+        super::DEFAULT_COMMIT_LOG_COUNT
+    );
+    let loaded = load(&with_data_dir("commitLogCount=20"));
+    assert_eq!(loaded.config.commit_log_count, 20);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert!(!loaded.config.other.contains_key("commitLogCount"));
+    let mut c = load(&with_data_dir("")).config;
+    let warnings = c.apply_jvm_flags("-Dzookeeper.commitLogCount=7").unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(c.commit_log_count, 7);
+    assert!(ServerConfig::from_str(&with_data_dir("commitLogCount=-1"), "zoo.cfg").is_err());
+}
+
+#[test]
 fn snap_count_is_raised_to_two() {
     let loaded = load(&with_data_dir("snapCount=1"));
     assert_eq!(loaded.config.snap_count, 2);

@@ -30,7 +30,9 @@
 //! `snapCount` (Apache's name) entries after the last snapshot, a new one is
 //! built; the log then keeps [`ReplicationConfig::logs_kept_after_snapshot`]
 //! entries before the snapshot so that a briefly lagging follower catches up
-//! from the log rather than by a full snapshot transfer.
+//! from the log rather than by a full snapshot transfer. zoo.cfg's
+//! `commitLogCount` (Apache's name for the proposals its leader keeps for
+//! the same purpose) sets that count.
 
 use std::time::Duration;
 
@@ -38,8 +40,9 @@ use crate::storage::LogOptions;
 
 /// Apache's default `snapCount`.
 pub const DEFAULT_SNAP_COUNT: u64 = 100_000;
-/// Entries kept before the snapshot point when the log is purged.
-pub const DEFAULT_LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
+/// Entries kept before the snapshot point when the log is purged
+/// (zoo.cfg's `commitLogCount` sets it).
+pub const DEFAULT_LOGS_KEPT_AFTER_SNAPSHOT: u64 = crate::config::DEFAULT_COMMIT_LOG_COUNT as u64;
 /// Entries per AppendEntries RPC: with the client protocol's 1 MiB bound on
 /// a request this keeps a frame under [`crate::replication::network::MAX_FRAME_BYTES`].
 pub const MAX_ENTRIES_PER_RPC: u64 = 64;

@@ -211,6 +211,7 @@ impl Ensemble {
             options.tick_time_ms().max(1) as u64,
         ));
         config.snap_count = u64::from(options.config.snap_count).max(2);
+        config.logs_kept_after_snapshot = u64::from(options.config.commit_log_count);
         config.log_options = super::recovery::log_options(options);
         let machine = Arc::new(ServerMachine {
             shared: shared.clone(),
