@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::time::{Duration, Instant};
 
 use common::ensemble::{client, open, runtime, Ensemble};
@@ -150,20 +149,9 @@ fn five_voters_write_with_two_down_refuse_with_three_down_and_the_lost_catch_up(
 
 #[test]
 fn a_follower_that_missed_more_than_the_log_keeps_is_sent_a_snapshot() {
-    let mut ensemble = Ensemble::start(3, 0);
-    ensemble.wait_for_roles(PHASE);
     // Snapshots every 50 entries keeping 10 before them: a member that
     // misses a few hundred writes cannot catch up from the log alone.
-    for i in 0..3 {
-        ensemble.kill(i);
-        let cfg = &ensemble.members[i].cfg;
-        let mut text = fs::read_to_string(cfg).unwrap();
-        text.push_str("snapCount=50\ncommitLogCount=10\n");
-        fs::write(cfg, text).unwrap();
-    }
-    for i in 0..3 {
-        ensemble.launch(i);
-    }
+    let mut ensemble = Ensemble::start_with(3, 0, "snapCount=50\ncommitLogCount=10\n");
     let leader = ensemble.wait_for_roles(PHASE);
     let behind = (leader + 1) % 3;
     ensemble.kill(behind);

@@ -272,27 +272,6 @@ impl Ensemble {
             .join(",")
     }
 
-    /// The process id of a running member.
-    pub fn pid(&self, index: usize) -> Option<nix::unistd::Pid> {
-        self.members[index]
-            .child
-            .as_ref()
-            .map(|c| nix::unistd::Pid::from_raw(c.id() as i32))
-    }
-
-    /// Freezes a member (SIGSTOP): its sockets stay open but it answers
-    /// nothing, like a machine that stalls.
-    pub fn pause(&self, index: usize) {
-        let pid = self.pid(index).expect("a running member");
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
-    }
-
-    /// Thaws a member frozen by [`Ensemble::pause`] (SIGCONT).
-    pub fn resume(&self, index: usize) {
-        let pid = self.pid(index).expect("a running member");
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
-    }
-
     /// The member's whole log.
     pub fn log_of(&self, index: usize) -> String {
         fs::read_to_string(&self.members[index].log).unwrap_or_default()
