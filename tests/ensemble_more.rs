@@ -306,12 +306,28 @@ fn a_member_refuses_a_client_that_has_seen_a_later_zxid() {
         last_zxid_seen: ours,
         ..ConnectParams::default()
     };
-    let (_, answer) =
+    let (session, answer) =
         RawClient::connect_with(ensemble.members[member].client, PHASE, &honest).unwrap();
     assert!(
         answer.timeout_ms > 0 && answer.session_id != 0,
         "{answer:?}"
     );
+    // Resuming a session is checked the same way, and the refusal leaves the
+    // session itself alone.
+    let resume = |last_zxid_seen| ConnectParams {
+        last_zxid_seen,
+        timeout_ms: session.negotiated_timeout,
+        session_id: session.session_id,
+        password: session.password.clone(),
+        ..ConnectParams::default()
+    };
+    let addr = ensemble.members[member].client;
+    if let Ok((_, answer)) = RawClient::connect_with(addr, PHASE, &resume(ours + (1 << 40))) {
+        panic!("a resumed session from the future was answered: {answer:?}");
+    }
+    let (_, answer) = RawClient::connect_with(addr, PHASE, &resume(ours)).unwrap();
+    assert_eq!(answer.session_id, session.session_id, "{answer:?}");
+    assert!(answer.timeout_ms > 0, "{answer:?}");
 }
 
 #[test]
