@@ -456,3 +456,22 @@ fn an_ephemeral_made_through_a_follower_outlives_the_leader_and_not_its_session(
         }
     });
 }
+
+#[test]
+fn a_sync_that_cannot_reach_the_leader_is_not_answered_ok() {
+    let mut ensemble = Ensemble::start(3, 0);
+    let leader = ensemble.wait_for_roles(PHASE);
+    let follower = (leader + 1) % 3;
+    let rt = runtime();
+    let c = rt.block_on(client(&ensemble.connect_string(follower)));
+    rt.block_on(async { c.sync("/").await.unwrap() });
+    // Alone, the follower cannot learn what the ensemble committed: a sync
+    // answered OK would promise reads it cannot give.
+    ensemble.kill(leader);
+    ensemble.kill((leader + 2) % 3);
+    let answer = rt.block_on(async { tokio::time::timeout(PHASE, c.sync("/")).await });
+    assert!(
+        !matches!(answer, Ok(Ok(()))),
+        "a member cut off from its leader answered a sync OK"
+    );
+}

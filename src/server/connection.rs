@@ -846,13 +846,16 @@ async fn respond_loop(
                     auth: &auth,
                 };
                 if let (Request::Sync { .. }, Some(ensemble)) = (&request, shared.ensemble()) {
-                    // The next read on this member must see every write
-                    // committed before the sync.
+                    // A sync answered OK promises that the reads after it
+                    // see every write committed before it; a client resolving
+                    // a write whose answer it lost relies on that. Without
+                    // the leader that promise cannot be kept: close, as for a
+                    // write that could not be replicated, and the client
+                    // retries elsewhere or after reconnecting.
                     if !ensemble.sync().await {
-                        warn!(
-                            session = format_args!("0x{session_id:x}"),
-                            "sync could not reach the leader"
-                        );
+                        reads_in_line.executed();
+                        let _ = outbound.send(Outbound::Close).await;
+                        return;
                     }
                 }
                 let outcome = read::execute(&shared, &ctx, &request);

@@ -391,8 +391,25 @@ impl Ensemble {
 
     /// Waits until this member has applied every write committed before the
     /// call (ZooKeeper's `sync`).
+    ///
+    /// Apache's follower holds a sync until its leader answers; here a
+    /// failed attempt (no leader known yet, a leader briefly unreachable) is
+    /// retried for up to syncLimit ticks, after which a member that still has
+    /// no leader stops serving anyway. Returns false when it never succeeded.
     pub async fn sync(&self) -> bool {
-        self.replicator.sync().await.is_ok()
+        let deadline = tokio::time::Instant::now() + self.contact_limit;
+        let pause =
+            (self.contact_limit / 20).clamp(Duration::from_millis(10), Duration::from_millis(200));
+        loop {
+            match self.replicator.sync().await {
+                Ok(()) => return true,
+                Err(e) if tokio::time::Instant::now() + pause >= deadline => {
+                    warn!(error = %e, "sync could not reach the leader");
+                    return false;
+                }
+                Err(_) => tokio::time::sleep(pause).await,
+            }
+        }
     }
 
     pub fn log_started(&self) {
