@@ -170,11 +170,13 @@ fn kill_and_restart_leader(
     progress: &AtomicUsize,
     at_kill: usize,
     at_restart: usize,
+    diagnose: &dyn Fn() -> String,
 ) {
     assert!(
         wait_until(|| progress.load(SeqCst) >= at_kill, PHASE),
-        "no progress before the kill: {} of {at_kill}",
-        progress.load(SeqCst)
+        "no progress before the kill: {} of {at_kill}\n{}",
+        progress.load(SeqCst),
+        diagnose()
     );
     let killed_at = Instant::now();
     let (old, new) = ensemble.kill_leader(PHASE);
@@ -185,8 +187,9 @@ fn kill_and_restart_leader(
     );
     assert!(
         wait_until(|| progress.load(SeqCst) >= at_restart, PHASE),
-        "no progress after the leader's death: {} of {at_restart}",
-        progress.load(SeqCst)
+        "no progress after the leader's death: {} of {at_restart}\n{}",
+        progress.load(SeqCst),
+        diagnose()
     );
     ensemble.launch(old);
     ensemble.wait_for_roles(PHASE);
@@ -252,6 +255,29 @@ impl Lock {
     }
 }
 
+/// What each lock worker was doing and who owns the lock's nodes, for the
+/// message of a stalled run.
+fn diagnose_lock(rt: &tokio::runtime::Runtime, cs: &str, steps: &Mutex<Vec<String>>) -> String {
+    let nodes = rt.block_on(async {
+        let c = session_client(cs).await;
+        let mut nodes = Vec::new();
+        for child in c.list_children("/lock").await.unwrap_or_default() {
+            let owner = c
+                .check_stat(&format!("/lock/{child}"))
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.ephemeral_owner);
+            nodes.push(format!("{child} owned by {owner:x?}"));
+        }
+        nodes
+    });
+    format!(
+        "workers: {:#?}\nlock nodes: {nodes:#?}",
+        steps.lock().unwrap()
+    )
+}
+
 #[test]
 fn a_lock_excludes_across_a_leader_failover_and_every_increment_counts() {
     const WORKERS: usize = 4;
@@ -270,14 +296,16 @@ fn a_lock_excludes_across_a_leader_failover_and_every_increment_counts() {
     let counter = Arc::new(AtomicU64::new(0));
     let overlaps = Arc::new(Mutex::new(Vec::<String>::new()));
     let progress = Arc::new(AtomicUsize::new(0));
+    let steps = Arc::new(Mutex::new(vec![String::new(); WORKERS]));
     let tasks: Vec<_> = (0..WORKERS)
         .map(|w| {
-            let (cs, holder, counter, overlaps, progress) = (
+            let (cs, holder, counter, overlaps, progress, steps) = (
                 cs.clone(),
                 holder.clone(),
                 counter.clone(),
                 overlaps.clone(),
                 progress.clone(),
+                steps.clone(),
             );
             rt.spawn(async move {
                 let mut c = session_client(&cs).await;
@@ -285,7 +313,10 @@ fn a_lock_excludes_across_a_leader_failover_and_every_increment_counts() {
                 let mut round = 0;
                 while round < ROUNDS {
                     let mut lock = Lock::new("/lock");
-                    match lock.acquire(&c, &format!("w{w}r{round}e{expiries}")).await {
+                    let tag = format!("w{w}r{round}e{expiries}");
+                    steps.lock().unwrap()[w] =
+                        format!("{tag} acquiring, session 0x{:x}", c.session_id().0);
+                    match lock.acquire(&c, &tag).await {
                         Ok(()) => {}
                         Err(zk::Error::SessionExpired) => {
                             expiries += 1;
@@ -305,6 +336,7 @@ fn a_lock_excludes_across_a_leader_failover_and_every_increment_counts() {
                     counter.store(seen + 1, SeqCst);
                     // Stop believing before letting go, never after.
                     let _ = holder.compare_exchange(w + 1, 0, SeqCst, SeqCst);
+                    steps.lock().unwrap()[w] = format!("{tag} releasing {:?}", lock.node);
                     match lock.release(&c).await {
                         Ok(()) => {}
                         Err(zk::Error::SessionExpired) => {
@@ -321,7 +353,9 @@ fn a_lock_excludes_across_a_leader_failover_and_every_increment_counts() {
         })
         .collect();
     let total = WORKERS * ROUNDS;
-    kill_and_restart_leader(&mut ensemble, &progress, total / 4, total / 2);
+    kill_and_restart_leader(&mut ensemble, &progress, total / 4, total / 2, &|| {
+        diagnose_lock(&rt, &cs, &steps)
+    });
     let expiries: Vec<usize> = join_all(&rt, tasks);
     println!("session expiries per worker: {expiries:?}");
     let overlaps = overlaps.lock().unwrap();
@@ -649,7 +683,7 @@ fn a_double_barrier_lets_nobody_through_early_across_a_leader_failover() {
         })
         .collect();
     let total = PARTICIPANTS * ROUNDS * 2;
-    kill_and_restart_leader(&mut ensemble, &progress, total / 4, total / 2);
+    kill_and_restart_leader(&mut ensemble, &progress, total / 4, total / 2, &String::new);
     join_all(&rt, tasks);
     let violations = violations.lock().unwrap();
     assert!(violations.is_empty(), "{violations:?}");
@@ -819,7 +853,7 @@ fn a_queue_delivers_every_item_exactly_once_across_a_leader_failover() {
         })
         .collect();
     let total = PRODUCERS * ITEMS;
-    kill_and_restart_leader(&mut ensemble, &progress, total / 2, total);
+    kill_and_restart_leader(&mut ensemble, &progress, total / 2, total, &String::new);
     join_all(&rt, producers);
     producers_done.store(true, SeqCst);
     join_all(&rt, consumers);
