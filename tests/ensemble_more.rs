@@ -17,15 +17,10 @@ use zookeeper_client as zk;
 const PHASE: Duration = Duration::from_secs(60);
 
 fn transient(e: &zk::Error) -> bool {
-    // ConnectionLoss (-4) also comes as a reply code for a write the
-    // ensemble could not commit, which this crate reports as unexpected.
+    // A connection reset while a request is in flight comes as an I/O error.
     matches!(
         e,
-        zk::Error::ConnectionLoss
-            | zk::Error::Timeout
-            | zk::Error::NoHosts
-            | zk::Error::UnexpectedErrorCode(-4)
-            | zk::Error::Custom(_)
+        zk::Error::ConnectionLoss | zk::Error::Timeout | zk::Error::NoHosts | zk::Error::Custom(_)
     )
 }
 

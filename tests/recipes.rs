@@ -35,10 +35,7 @@ fn ephemeral() -> zk::CreateOptions<'static> {
 
 /// Errors after which the server may or may not have applied the request,
 /// or was briefly unable to: a careful client retries (resolving first
-/// whatever was not idempotent). A write the ensemble could not commit is
-/// answered with the error code ConnectionLoss (-4) on a connection that
-/// stays open; this crate only knows ConnectionLoss as a broken connection and
-/// reports the code as unexpected. A connection reset while a request is in
+/// whatever was not idempotent). A connection reset while a request is in
 /// flight comes as an I/O error (`Custom`).
 fn transient(e: &zk::Error) -> bool {
     matches!(
@@ -47,7 +44,6 @@ fn transient(e: &zk::Error) -> bool {
             | zk::Error::Timeout
             | zk::Error::NoHosts
             | zk::Error::Throttled
-            | zk::Error::UnexpectedErrorCode(-4)
             | zk::Error::Custom(_)
     )
 }
