@@ -440,10 +440,18 @@ impl Session {
         let read_timeout = self.negotiated_timeout * 2 / 3;
         let mut last_recv = Instant::now();
         let mut close_deadline: Option<Instant> = None;
+        // One timer, armed at the earliest deadline and checked when it
+        // fires, rather than a timer per deadline re-registered on every
+        // request and reply: the deadlines only move later (a send or a
+        // receive pushes them back), except the close deadline, which re-arms
+        // it when set.
+        let timer = sleep_until(earliest_deadline(
+            conn.last_send + ping_interval,
+            last_recv + read_timeout,
+            close_deadline,
+        ));
+        tokio::pin!(timer);
         loop {
-            let next_ping = conn.last_send + ping_interval;
-            let silence_deadline = last_recv + read_timeout;
-            let close_at = close_deadline.unwrap_or(silence_deadline);
             tokio::select! {
                 frame = frames.recv() => {
                     last_recv = Instant::now();
@@ -466,22 +474,34 @@ impl Session {
                         return ended;
                     }
                     if is_close {
-                        close_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                        let close_at = Instant::now() + CLOSE_TIMEOUT;
+                        close_deadline = Some(close_at);
+                        if close_at < timer.deadline() {
+                            timer.as_mut().reset(close_at);
+                        }
                     }
                 }
-                _ = sleep_until(next_ping) => {
-                    if let Err(e) = conn.send(xid::PING, &Request::Ping).await {
-                        return Ended::Lost(e);
+                _ = &mut timer => {
+                    let now = Instant::now();
+                    if close_deadline.is_some_and(|close_at| now >= close_at) {
+                        return Ended::Final(SessionState::Closed);
                     }
-                }
-                _ = sleep_until(silence_deadline) => {
-                    return Ended::Lost(format!(
-                        "no answer from the server for {} ms",
-                        read_timeout.as_millis()
+                    if now >= last_recv + read_timeout {
+                        return Ended::Lost(format!(
+                            "no answer from the server for {} ms",
+                            read_timeout.as_millis()
+                        ));
+                    }
+                    if now >= conn.last_send + ping_interval {
+                        if let Err(e) = conn.send(xid::PING, &Request::Ping).await {
+                            return Ended::Lost(e);
+                        }
+                    }
+                    timer.as_mut().reset(earliest_deadline(
+                        conn.last_send + ping_interval,
+                        last_recv + read_timeout,
+                        close_deadline,
                     ));
-                }
-                _ = sleep_until(close_at), if close_deadline.is_some() => {
-                    return Ended::Final(SessionState::Closed);
                 }
             }
         }
@@ -866,6 +886,13 @@ impl Connection {
             }
         }
     }
+}
+
+/// The first of a connection's deadlines: the next ping, the end of the
+/// silence it tolerates, and (once closing) the close timeout.
+fn earliest_deadline(next_ping: Instant, silence: Instant, close: Option<Instant>) -> Instant {
+    let first = next_ping.min(silence);
+    close.map_or(first, |close| first.min(close))
 }
 
 /// Resolves `host`, connects to its first reachable address and exchanges
