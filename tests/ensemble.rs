@@ -6,7 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::ensemble::{client, open, runtime, Ensemble, TICK_MS};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::ensemble::{client, open, runtime, tick_ms, Ensemble, TICK_MS};
 use common::{four_letter_at, wait_until};
 use zookeeper_client as zk;
 
@@ -88,7 +91,8 @@ fn the_leaders_death_loses_no_acknowledged_write_and_a_new_leader_serves() {
         }
     });
     println!(
-        "a write was accepted {serving:?} after kill -9 of the leader (tickTime={TICK_MS} ms)"
+        "a write was accepted {serving:?} after kill -9 of the leader (tickTime={} ms)",
+        tick_ms()
     );
     rt.block_on(async {
         for i in ensemble.running() {
@@ -312,4 +316,262 @@ fn with_readonlymode_a_cut_off_member_serves_read_only_clients_until_it_rejoins(
             }
         }
     });
+}
+
+/// Keeps writing through member `index` until `stop`; records every
+/// acknowledged path and when it was acknowledged. A write that fails is not
+/// recorded (its outcome may be unknown) and the writer reconnects.
+async fn keep_writing(
+    own: String,
+    everyone: String,
+    index: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(String, Instant)>>>,
+) {
+    let mut c = client(&own).await;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let name = format!("w{index}-{n:06}");
+        match c.create(&format!("/load/{name}"), b"x", &open()).await {
+            Ok(_) => acked.lock().unwrap().push((name, Instant::now())),
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if let Ok(fresh) = common::try_connect(&everyone).await {
+                    c = fresh;
+                }
+            }
+        }
+    }
+}
+
+/// How the leader leaves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Leave {
+    /// SIGTERM: it hands over.
+    Stop,
+    /// SIGKILL: the followers notice.
+    Kill,
+}
+
+/// The leader of `voters` voters leaves while every member takes writes: a
+/// new leader, no acknowledged write lost, and the figures printed.
+fn leader_leaves_under_load(voters: u64, leave: Leave) {
+    let mut ensemble = Ensemble::start(voters, 0);
+    let leader = ensemble.wait_for_roles(Duration::from_secs(30));
+    let elected = Instant::now();
+    let rt = runtime();
+    rt.block_on(async {
+        let c = client(&ensemble.connect_string(leader)).await;
+        c.create("/load", b"", &open()).await.unwrap();
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let writers: Vec<_> = (0..voters as usize)
+        .map(|i| {
+            rt.spawn(keep_writing(
+                ensemble.connect_string(i),
+                ensemble.connect_string_all(),
+                i,
+                stop.clone(),
+                acked.clone(),
+            ))
+        })
+        .collect();
+    // A second of load at least: a leader has led for longer than its
+    // lease by then, as a leader that is stopped usually has.
+    let loaded = wait_until(
+        || acked.lock().unwrap().len() >= 200 && elected.elapsed() > Duration::from_secs(1),
+        Duration::from_secs(30),
+    );
+    assert!(loaded, "the writers made no progress:\n{}", ensemble.logs());
+
+    let sigterm = Instant::now();
+    match leave {
+        Leave::Stop => ensemble.terminate(leader),
+        Leave::Kill => ensemble.kill(leader),
+    }
+    let others: Vec<usize> = (0..voters as usize).filter(|i| *i != leader).collect();
+    let mut new_leader = None;
+    let mut exited_after = None;
+    let deadline = sigterm + Duration::from_secs(30);
+    while (new_leader.is_none() || exited_after.is_none()) && Instant::now() < deadline {
+        if new_leader.is_none() {
+            new_leader = others
+                .iter()
+                .find(|i| ensemble.mode(**i).as_deref() == Some("leader"))
+                .map(|i| (*i, sigterm.elapsed()));
+        }
+        if exited_after.is_none() && ensemble.exited(leader) {
+            exited_after = Some(sigterm.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (new_leader, elected_after) =
+        new_leader.unwrap_or_else(|| panic!("no new leader:\n{}", ensemble.logs()));
+    let exited_after = exited_after.expect("the old leader did not exit within 30 s");
+    // Writes flow again under the new leader.
+    let resumed = wait_until(
+        || {
+            acked
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, at)| *at > sigterm + elected_after)
+                .count()
+                >= 50
+        },
+        Duration::from_secs(30),
+    );
+    assert!(
+        resumed,
+        "no writes after the handover:\n{}",
+        ensemble.logs()
+    );
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(async {
+        for writer in writers {
+            let _ = tokio::time::timeout(Duration::from_secs(30), writer).await;
+        }
+    });
+
+    let acked = acked.lock().unwrap().clone();
+    // The pause writers saw: the longest gap between acknowledgements that
+    // ends after the signal; and the first write acknowledged once the new
+    // leader was seen.
+    let mut times: Vec<Instant> = acked.iter().map(|(_, at)| *at).collect();
+    times.sort();
+    let gap = times
+        .windows(2)
+        .filter(|pair| pair[1] > sigterm)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .expect("writes after the signal");
+    let resumed_at = times
+        .iter()
+        .copied()
+        .find(|at| *at >= sigterm + elected_after)
+        .expect("writes after the new leader");
+    let (what, signal) = match leave {
+        Leave::Stop => ("handover", "SIGTERM"),
+        Leave::Kill => ("failover", "SIGKILL"),
+    };
+    println!(
+        "{what} ({voters} voters, tickTime={} ms): new leader {} ms after {signal}, \
+         next write accepted {} ms after (longest pause between acknowledged writes {} ms), \
+         old leader exited after {} ms",
+        tick_ms(),
+        elected_after.as_millis(),
+        resumed_at.saturating_duration_since(sigterm).as_millis(),
+        gap.as_millis(),
+        exited_after.as_millis(),
+    );
+    assert_eq!(
+        ensemble.wait_for_roles(Duration::from_secs(30)),
+        new_leader,
+        "leadership moved again after the handover"
+    );
+    let mut expected: Vec<String> = acked.into_iter().map(|(name, _)| name).collect();
+    expected.sort();
+    rt.block_on(async {
+        for i in ensemble.running() {
+            let c = client(&ensemble.connect_string(i)).await;
+            c.sync("/").await.unwrap();
+            let present: std::collections::HashSet<String> = c
+                .list_children("/load")
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+            let lost: Vec<&String> = expected.iter().filter(|n| !present.contains(*n)).collect();
+            assert!(
+                lost.is_empty(),
+                "member {i} lost {} acknowledged writes: {:?}",
+                lost.len(),
+                &lost[..lost.len().min(10)]
+            );
+        }
+    });
+}
+
+#[test]
+fn a_stopped_leader_hands_over_and_no_acknowledged_write_is_lost() {
+    leader_leaves_under_load(3, Leave::Stop);
+}
+
+#[test]
+fn a_stopped_leader_of_five_voters_is_replaced_and_no_acknowledged_write_is_lost() {
+    leader_leaves_under_load(5, Leave::Stop);
+}
+
+#[test]
+fn a_killed_leader_is_replaced_under_load_and_no_acknowledged_write_is_lost() {
+    leader_leaves_under_load(3, Leave::Kill);
+}
+
+fn mntr_value(mntr: &[(String, String)], key: &str) -> Option<String> {
+    mntr.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, value)| value.clone())
+}
+
+const LEADER_ONLY_KEYS: [&str; 9] = [
+    "zk_learners",
+    "zk_synced_followers",
+    "zk_synced_non_voting_followers",
+    "zk_synced_observers",
+    "zk_pending_syncs",
+    "zk_leader_uptime",
+    "zk_last_proposal_size",
+    "zk_max_proposal_size",
+    "zk_min_proposal_size",
+];
+
+#[test]
+fn the_leader_counts_its_synced_followers_and_observers_in_mntr() {
+    let ensemble = Ensemble::start(3, 1);
+    let leader = ensemble.wait_for_roles(Duration::from_secs(30));
+    let rt = runtime();
+    rt.block_on(async {
+        let c = client(&ensemble.connect_string(leader)).await;
+        c.create("/counted", b"", &open()).await.unwrap();
+    });
+    let mut mntr = Vec::new();
+    let caught_up = wait_until(
+        || {
+            mntr = ensemble.mntr(leader);
+            mntr_value(&mntr, "zk_synced_followers").as_deref() == Some("2")
+                && mntr_value(&mntr, "zk_synced_observers").as_deref() == Some("1")
+        },
+        Duration::from_secs(30),
+    );
+    assert!(caught_up, "{mntr:?}");
+    assert_eq!(mntr_value(&mntr, "zk_learners").as_deref(), Some("3"));
+    assert_eq!(
+        mntr_value(&mntr, "zk_synced_non_voting_followers").as_deref(),
+        Some("0")
+    );
+    assert_eq!(mntr_value(&mntr, "zk_pending_syncs").as_deref(), Some("0"));
+    let size: i64 = mntr_value(&mntr, "zk_last_proposal_size")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(size > 0, "{mntr:?}");
+    for key in LEADER_ONLY_KEYS {
+        assert!(mntr_value(&mntr, key).is_some(), "the leader lacks {key}");
+    }
+    for member in (0..4).filter(|i| *i != leader) {
+        let theirs = ensemble.mntr(member);
+        assert!(
+            mntr_value(&theirs, "zk_server_state").is_some(),
+            "no mntr from member {member}"
+        );
+        for key in LEADER_ONLY_KEYS {
+            assert!(
+                mntr_value(&theirs, key).is_none(),
+                "member {member} ({:?}) prints {key}",
+                mntr_value(&theirs, "zk_server_state")
+            );
+        }
+    }
 }

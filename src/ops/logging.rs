@@ -19,6 +19,12 @@
 //! directives such as `info,zookeeper_rs::server=debug`), else the
 //! configuration's `zookeeper-rs.logLevel`, else INFO. The environment wins
 //! because it is the per-run override; the file holds the standing choice.
+//!
+//! Unless the directives name `openraft`, its `openraft::replication` target
+//! is off: openraft logs a WARN and an ERROR for every RPC to a peer that is
+//! down (several a second, for as long as it is down). The peer transport
+//! reports the same fact once instead: a WARN when a peer stops answering,
+//! an INFO when it answers again.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
@@ -98,14 +104,26 @@ pub fn level_filter(from_config: Option<LevelFilter>) -> (EnvFilter, Option<Stri
             continue;
         };
         match EnvFilter::try_new(value.trim()) {
-            Ok(filter) => return (filter, complaint),
+            Ok(filter) if value.contains("openraft") => return (filter, complaint),
+            Ok(filter) => return (quiet_openraft(filter), complaint),
             Err(e) => {
                 complaint.get_or_insert_with(|| format!("ignoring {var}={value:?}: {e}"));
             }
         }
     }
     let level = from_config.unwrap_or(LevelFilter::INFO);
-    (EnvFilter::default().add_directive(level.into()), complaint)
+    (
+        quiet_openraft(EnvFilter::default().add_directive(level.into())),
+        complaint,
+    )
+}
+
+/// Turns off openraft's per-RPC replication errors (see the module docs).
+fn quiet_openraft(filter: EnvFilter) -> EnvFilter {
+    match "openraft::replication=off".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
 }
 
 /// A log file that can be reopened under the same name.

@@ -14,7 +14,12 @@
 //! - [`network`]: openraft's RPCs between peers as length-prefixed postcard
 //!   frames over a [`Transport`] (TCP in production; the seam lets a
 //!   deterministic simulation replace it).
-//! - [`config`]: openraft's timers derived from `tickTime`.
+//! - [`config`]: openraft's timers (fixed peer timers; the request timeout
+//!   from `tickTime`).
+//! - [`leadership`]: the handover of a leader that is stopped, and early
+//!   campaigns when a leader's process dies.
+//! - [`activity`]: what the transport observes for those and for `mntr`
+//!   (leaders heard, peers answering, writes in flight).
 //! - [`replicator`]: [`Replicator`], the handle the server uses (start,
 //!   write, sync, role, leader, metrics, shutdown) and the cluster bootstrap
 //!   from the `server.N` list.
@@ -55,8 +60,8 @@
 //!
 //! # What openraft 0.9 cannot do, and what this layer does instead
 //!
-//! - No leadership transfer ([`Replicator::transfer_leadership`] says so): a
-//!   leader that leaves costs one election timeout.
+//! - No leadership transfer: [`Replicator::hand_over`] gets the same effect
+//!   from openraft's vote rules and `trigger().elect()` (see [`leadership`]).
 //! - A storage error stops the peer's consensus engine (fail-stop), including
 //!   a full disk; the standalone server instead keeps serving reads then.
 //! - Election timeouts are drawn once per process and checked on a coarse
@@ -73,7 +78,9 @@
 // them at our edge would only move the copy.
 #![allow(clippy::result_large_err)]
 
+pub mod activity;
 pub mod config;
+pub mod leadership;
 pub mod log_store;
 pub mod network;
 pub mod replicator;
@@ -87,10 +94,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use config::ReplicationConfig;
+pub use leadership::{Handover, HandoverError};
 pub use log_store::LogStore;
 pub use network::{serve_peer_rpc, Listener, PeerNetwork, TcpTransport, Transport};
 pub use replicator::{
-    LeaderInfo, ReadError, ReplicationMetrics, Replicator, Role, StartError, WriteError,
+    LeaderFigures, LeaderInfo, ReadError, ReplicationMetrics, Replicator, Role, StartError,
+    WriteError,
 };
 pub use state_machine::{Machine, MachineError, MachineStore};
 

@@ -51,6 +51,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
+use super::activity::Activity;
 use super::{NodeId, PeerNode, Raft, Request, Response, TypeConfig};
 
 /// Largest frame either side accepts: [`super::config::MAX_ENTRIES_PER_RPC`]
@@ -150,6 +151,9 @@ enum PeerRequest {
     ReadIndex,
     /// A follower forwards a client's write to the leader.
     Write(Request),
+    /// The leader, about to leave, asks this follower (which holds its whole
+    /// log) to campaign now (see `leadership`).
+    Campaign,
 }
 
 /// The accepting peer's answer.
@@ -164,6 +168,8 @@ enum PeerReply {
     ),
     ReadIndex(ReadIndexResult),
     Write(Result<Response, ForwardedWriteError>),
+    /// Whether the campaign was started, and if not why.
+    Campaign(Result<(), String>),
 }
 
 /// Why a forwarded write failed on the peer it was sent to.
@@ -175,6 +181,10 @@ pub enum ForwardedWriteError {
     /// The leader could not commit it in time; it may still be applied.
     #[error("the leader could not commit the write within {0:?}")]
     Timeout(Duration),
+    /// The leader is handing its leadership over and takes no new writes;
+    /// the write was not applied.
+    #[error("the leader is handing over and refused the write")]
+    HandingOver,
 }
 
 /// The leader's answer to a read-index request.
@@ -210,14 +220,17 @@ pub enum CallError {
 pub struct PeerNetwork<T: Transport> {
     transport: T,
     identity: PeerIdentity,
+    activity: Arc<Activity>,
 }
 
 impl<T: Transport> PeerNetwork<T> {
-    /// A factory that connects as `identity` over `transport`.
-    pub fn new(transport: T, identity: PeerIdentity) -> PeerNetwork<T> {
+    /// A factory that connects as `identity` over `transport`, and records
+    /// which peers answer in `activity`.
+    pub fn new(transport: T, identity: PeerIdentity, activity: Arc<Activity>) -> PeerNetwork<T> {
         PeerNetwork {
             transport,
             identity,
+            activity,
         }
     }
 }
@@ -226,12 +239,14 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for PeerNetwork<T> {
     type Network = PeerClient<T>;
 
     async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> PeerClient<T> {
-        PeerClient::new(
+        let mut client = PeerClient::new(
             self.transport.clone(),
             self.identity.clone(),
             target,
             node.quorum_addr.clone(),
-        )
+        );
+        client.activity = Some(Arc::clone(&self.activity));
+        client
     }
 }
 
@@ -245,6 +260,8 @@ pub struct PeerClient<T: Transport> {
     connection: Option<T::Stream>,
     /// When the connection last completed a call.
     last_used: Option<std::time::Instant>,
+    /// Where openraft's calls report whether the peer answered.
+    activity: Option<Arc<Activity>>,
 }
 
 impl<T: Transport> PeerClient<T> {
@@ -262,6 +279,21 @@ impl<T: Transport> PeerClient<T> {
             addr,
             connection: None,
             last_used: None,
+            activity: None,
+        }
+    }
+
+    /// Records whether openraft's call reached the peer, so that a peer that
+    /// is down is reported once rather than once per RPC.
+    fn note<R, E: std::error::Error>(&self, result: &Result<R, RPCError<NodeId, PeerNode, E>>) {
+        let Some(activity) = &self.activity else {
+            return;
+        };
+        match result {
+            Ok(_) | Err(RPCError::RemoteError(_)) | Err(RPCError::PayloadTooLarge(_)) => {
+                activity.answered(self.target)
+            }
+            Err(e) => activity.unreachable(self.target, e),
         }
     }
 
@@ -379,6 +411,15 @@ impl<T: Transport> PeerClient<T> {
         }
     }
 
+    /// Asks this peer (a follower holding the whole log of this leader) to
+    /// campaign at once.
+    pub async fn campaign(&mut self, timeout: Duration) -> Result<Result<(), String>, CallError> {
+        match self.call_within(&PeerRequest::Campaign, timeout).await? {
+            PeerReply::Campaign(result) => Ok(result),
+            other => Err(CallError::Network(unexpected(&other))),
+        }
+    }
+
     async fn call_within(
         &mut self,
         request: &PeerRequest,
@@ -414,6 +455,7 @@ fn unexpected(reply: &PeerReply) -> io::Error {
         PeerReply::InstallSnapshot(_) => "InstallSnapshot",
         PeerReply::ReadIndex(_) => "ReadIndex",
         PeerReply::Write(_) => "Write",
+        PeerReply::Campaign(_) => "Campaign",
     };
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -428,7 +470,7 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, PeerNode, RaftError<NodeId>>> {
         let entries = rpc.entries.len() as u64;
-        match self
+        let result = match self
             .call(&PeerRequest::AppendEntries(rpc), option.hard_ttl())
             .await
         {
@@ -441,7 +483,9 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
                 PayloadTooLarge::new_entries_hint(entries / 2),
             )),
             Err(e) => Err(rpc_error(e)),
-        }
+        };
+        self.note(&result);
+        result
     }
 
     async fn install_snapshot(
@@ -452,7 +496,7 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, PeerNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        match self
+        let result = match self
             .call(&PeerRequest::InstallSnapshot(rpc), option.hard_ttl())
             .await
         {
@@ -462,7 +506,9 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
             }
             Ok(other) => Err(RPCError::Network(NetworkError::new(&unexpected(&other)))),
             Err(e) => Err(rpc_error(e)),
-        }
+        };
+        self.note(&result);
+        result
     }
 
     async fn vote(
@@ -470,14 +516,16 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, PeerNode, RaftError<NodeId>>> {
-        match self.call(&PeerRequest::Vote(rpc), option.hard_ttl()).await {
+        let result = match self.call(&PeerRequest::Vote(rpc), option.hard_ttl()).await {
             Ok(PeerReply::Vote(Ok(response))) => Ok(response),
             Ok(PeerReply::Vote(Err(e))) => {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
             Ok(other) => Err(RPCError::Network(NetworkError::new(&unexpected(&other)))),
             Err(e) => Err(rpc_error(e)),
-        }
+        };
+        self.note(&result);
+        result
     }
 
     /// After `Unreachable`, openraft waits this long before trying the peer
@@ -519,6 +567,7 @@ pub async fn serve_peer_rpc<L: Listener>(
     raft: Raft,
     identity: PeerIdentity,
     contact: Arc<LeaderContact>,
+    activity: Arc<Activity>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
     let mut connections = JoinSet::new();
@@ -543,8 +592,10 @@ pub async fn serve_peer_rpc<L: Listener>(
         let raft = raft.clone();
         let identity = identity.clone();
         let contact = contact.clone();
+        let activity = Arc::clone(&activity);
         connections.spawn(async move {
-            if let Err(e) = serve_connection(stream, &peer, &raft, &identity, &contact).await {
+            let served = serve_connection(stream, &peer, &raft, &identity, &contact, &activity);
+            if let Err(e) = served.await {
                 warn!(%peer, error = %e, "closed a peer connection");
             } else {
                 debug!(%peer, "peer connection closed");
@@ -573,6 +624,7 @@ async fn serve_connection<S>(
     raft: &Raft,
     identity: &PeerIdentity,
     contact: &LeaderContact,
+    activity: &Arc<Activity>,
 ) -> Result<(), ServeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -619,10 +671,40 @@ where
     write_message(&mut stream, &PeerReply::Welcome).await?;
     debug!(%peer, from, "peer connected");
 
+    let mut carried_appends = false;
+    let served = serve_requests(
+        &mut stream,
+        from,
+        raft,
+        identity,
+        contact,
+        activity,
+        &mut carried_appends,
+    )
+    .await;
+    if carried_appends {
+        // However it ended: a leader that died closes every connection.
+        activity.leader_connection_closed(from);
+    }
+    served
+}
+
+async fn serve_requests<S>(
+    stream: &mut S,
+    from: NodeId,
+    raft: &Raft,
+    identity: &PeerIdentity,
+    contact: &LeaderContact,
+    activity: &Arc<Activity>,
+    carried_appends: &mut bool,
+) -> Result<(), ServeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     loop {
         let request = match tokio::time::timeout(
             IDLE_TIMEOUT,
-            read_message(&mut stream, Some(FRAME_BODY_TIMEOUT)),
+            read_message(&mut *stream, Some(FRAME_BODY_TIMEOUT)),
         )
         .await
         {
@@ -636,6 +718,8 @@ where
                 return Err(ServeError::Refused("a second handshake".into()))
             }
             PeerRequest::AppendEntries(rpc) => {
+                *carried_appends = true;
+                activity.append_arrived(from);
                 let answer = raft.append_entries(rpc).await;
                 if matches!(&answer, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_)))
                 {
@@ -648,20 +732,31 @@ where
                 PeerReply::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
             PeerRequest::ReadIndex => {
+                let _serving = activity.enter_read_index();
                 PeerReply::ReadIndex(raft.get_read_log_id().await.map(|(read, _)| read))
             }
-            PeerRequest::Write(request) => {
-                let written =
-                    tokio::time::timeout(identity.request_timeout, raft.client_write(request))
-                        .await;
-                PeerReply::Write(match written {
-                    Ok(Ok(response)) => Ok(response.data),
-                    Ok(Err(e)) => Err(ForwardedWriteError::Raft(e)),
-                    Err(_) => Err(ForwardedWriteError::Timeout(identity.request_timeout)),
-                })
+            PeerRequest::Write(request) => PeerReply::Write(match activity.enter_write() {
+                None => Err(ForwardedWriteError::HandingOver),
+                Some(_writing) => {
+                    let bytes = request.0.len();
+                    let written =
+                        tokio::time::timeout(identity.request_timeout, raft.client_write(request))
+                            .await;
+                    match written {
+                        Ok(Ok(response)) => {
+                            activity.proposed(bytes);
+                            Ok(response.data)
+                        }
+                        Ok(Err(e)) => Err(ForwardedWriteError::Raft(e)),
+                        Err(_) => Err(ForwardedWriteError::Timeout(identity.request_timeout)),
+                    }
+                }
+            }),
+            PeerRequest::Campaign => {
+                PeerReply::Campaign(super::leadership::campaign_on_request(raft, from).await)
             }
         };
-        write_message(&mut stream, &reply).await?;
+        write_message(&mut *stream, &reply).await?;
     }
 }
 

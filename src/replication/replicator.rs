@@ -32,10 +32,12 @@ use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::activity::Activity;
+use super::leadership::{self, Handover, HandoverError};
 use super::log_store::{LogClosed, LogStore};
 use super::network::{
-    serve_peer_rpc, ForwardedWriteError, LeaderContact, Listener, PeerClient, PeerIdentity,
-    PeerNetwork, Transport,
+    serve_peer_rpc, CallError, ForwardedWriteError, LeaderContact, Listener, PeerClient,
+    PeerIdentity, PeerNetwork, Transport,
 };
 use super::state_machine::{Machine, MachineStore, SnapshotFileError};
 use super::{NodeId, Peer, PeerNode, Raft, ReplicationConfig, Request, TcpTransport};
@@ -157,6 +159,26 @@ pub enum WriteError {
     /// openraft rejected the request for another reason.
     #[error("the write was rejected: {0}")]
     Rejected(String),
+    /// The leader is handing its leadership over and took no new writes;
+    /// the write was not applied.
+    #[error("the leader is handing over; the write was not applied")]
+    HandingOver,
+    /// No connection to the leader could be made; the write was not sent.
+    #[error("the leader is unreachable; the write was not sent: {0}")]
+    LeaderUnreachable(String),
+}
+
+impl WriteError {
+    /// True when the write was certainly not applied, so trying it again
+    /// cannot apply it twice.
+    pub fn certainly_not_applied(&self) -> bool {
+        matches!(
+            self,
+            WriteError::ForwardToLeader { .. }
+                | WriteError::HandingOver
+                | WriteError::LeaderUnreachable(_)
+        )
+    }
 }
 
 /// Why a linearizable read point could not be established.
@@ -187,10 +209,30 @@ pub enum ReadError {
     Stopped(String),
 }
 
-/// openraft 0.9 cannot hand leadership over.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("leadership transfer is not supported by the consensus engine (openraft 0.9)")]
-pub struct TransferUnsupported;
+/// What a leader reports about its followers, as Apache's `mntr` prints it
+/// on a leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderFigures {
+    /// Other members that answered within the leader lease (Apache's
+    /// `learners`: every connected follower and observer).
+    pub learners: usize,
+    /// Voters among them that hold the log up to the last AppendEntries'
+    /// worth of entries (`synced_followers`).
+    pub synced_followers: usize,
+    /// Non-voting followers that are synced: always 0, a member here either
+    /// votes or observes (`synced_non_voting_followers`).
+    pub synced_non_voting_followers: usize,
+    /// Observers that are synced (`synced_observers`).
+    pub synced_observers: usize,
+    /// Followers' `sync`s (read-index requests) being served
+    /// (`pending_syncs`).
+    pub pending_syncs: usize,
+    /// Milliseconds since this peer became leader (`leader_uptime`).
+    pub leader_uptime_ms: u64,
+    /// Sizes of the entries proposed while leading, -1 before the first
+    /// (`last_proposal_size`, `min_proposal_size`, `max_proposal_size`).
+    pub proposal_sizes: super::activity::ProposalSizes,
+}
 
 /// The running replication layer of one peer.
 pub struct Replicator<T: Transport = TcpTransport> {
@@ -202,6 +244,11 @@ pub struct Replicator<T: Transport = TcpTransport> {
     listen_addr: String,
     /// One connection to the leader for forwarded writes and read indexes.
     to_leader: Mutex<Option<PeerClient<T>>>,
+    /// What the transport observed (leaders heard, peers answering, writes
+    /// in flight).
+    activity: Arc<Activity>,
+    /// openraft's leader lease (`election_timeout_max`).
+    lease: Duration,
     tasks: Vec<JoinHandle<()>>,
     log_closed: Option<LogClosed>,
     contact: Arc<LeaderContact>,
@@ -264,7 +311,8 @@ impl<T: Transport> Replicator<T> {
             cluster: Arc::from(config.cluster_name.as_str()),
             request_timeout: config.request_timeout,
         };
-        let network = PeerNetwork::new(transport.clone(), identity.clone());
+        let activity = Arc::new(Activity::default());
+        let network = PeerNetwork::new(transport.clone(), identity.clone(), Arc::clone(&activity));
         let raft = Raft::new(
             my_id,
             raft_config.clone(),
@@ -286,8 +334,23 @@ impl<T: Transport> Replicator<T> {
             raft.clone(),
             identity.clone(),
             contact.clone(),
+            Arc::clone(&activity),
         ))];
         let election_timeout_max = Duration::from_millis(raft_config.election_timeout_max);
+        let heartbeat = Duration::from_millis(raft_config.heartbeat_interval);
+        tasks.push(tokio::spawn(leadership::track_leadership(
+            raft.clone(),
+            Arc::clone(&activity),
+        )));
+        tasks.push(tokio::spawn(leadership::campaign_when_leader_dies(
+            raft.clone(),
+            my_id,
+            Arc::clone(&activity),
+            transport.clone(),
+            identity.clone(),
+            election_timeout_max,
+            heartbeat.saturating_mul(2),
+        )));
         let grace = election_timeout_max.saturating_mul(5);
         tasks.push(tokio::spawn(break_split_votes(
             raft.clone(),
@@ -312,6 +375,8 @@ impl<T: Transport> Replicator<T> {
             request_timeout: config.request_timeout,
             listen_addr,
             to_leader: Mutex::new(None),
+            activity,
+            lease: election_timeout_max,
             tasks,
             log_closed: Some(log_closed),
             contact,
@@ -347,6 +412,10 @@ impl<T: Transport> Replicator<T> {
     /// returns [`WriteError::ForwardToLeader`] (see
     /// [`Replicator::write_via_leader`]).
     pub async fn write(&self, payload: Vec<u8>) -> Result<Vec<u8>, WriteError> {
+        let Some(_writing) = self.activity.enter_write() else {
+            return Err(WriteError::HandingOver);
+        };
+        let bytes = payload.len();
         let written = tokio::time::timeout(
             self.request_timeout,
             self.raft.client_write(Request(payload)),
@@ -354,7 +423,10 @@ impl<T: Transport> Replicator<T> {
         .await;
         match written {
             Err(_) => Err(WriteError::Timeout(self.request_timeout)),
-            Ok(Ok(response)) => Ok(response.data.0),
+            Ok(Ok(response)) => {
+                self.activity.proposed(bytes);
+                Ok(response.data.0)
+            }
             Ok(Err(e)) => Err(write_error(e)),
         }
     }
@@ -362,7 +434,51 @@ impl<T: Transport> Replicator<T> {
     /// [`Replicator::write`], forwarding to the leader over the peer
     /// connection when this peer does not lead. Forwarded writes from one
     /// peer go one at a time, in call order.
+    ///
+    /// A write that certainly was not applied (no leader known, the leader
+    /// unreachable before the write was sent, a peer that no longer leads or
+    /// is handing over) is tried again when a leader is known, until the
+    /// request timeout: a change of leader delays writes rather than failing
+    /// them. A write whose outcome is unknown is never retried.
     pub async fn write_via_leader(&self, payload: Vec<u8>) -> Result<Vec<u8>, WriteError> {
+        let deadline = Instant::now() + self.request_timeout;
+        let mut metrics = self.raft.metrics();
+        loop {
+            let tried_with = metrics.borrow_and_update().current_leader;
+            let error = match self.write_via_leader_once(payload.clone()).await {
+                Ok(response) => return Ok(response),
+                Err(error) if !error.certainly_not_applied() => return Err(error),
+                Err(error) => error,
+            };
+            // Wait for news of a leader: another one, or the same one again
+            // after a pause (it may have been refusing while it stepped down).
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(error);
+            }
+            let pause = tokio::time::sleep(remaining.min(self.lease / 6));
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    changed = metrics.changed() => {
+                        if changed.is_err() {
+                            return Err(error);
+                        }
+                        let leader = metrics.borrow_and_update().current_leader;
+                        if leader.is_some() && leader != tried_with {
+                            break;
+                        }
+                    }
+                    () = &mut pause => break,
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(error);
+            }
+        }
+    }
+
+    async fn write_via_leader_once(&self, payload: Vec<u8>) -> Result<Vec<u8>, WriteError> {
         let leader = match self.leader() {
             Some(LeaderInfo { id, .. }) if id == self.id => return self.write(payload).await,
             Some(LeaderInfo {
@@ -391,6 +507,8 @@ impl<T: Transport> Replicator<T> {
             Ok(Ok(response)) => Ok(response.0),
             Ok(Err(ForwardedWriteError::Raft(e))) => Err(write_error(e)),
             Ok(Err(ForwardedWriteError::Timeout(limit))) => Err(WriteError::Timeout(limit)),
+            Ok(Err(ForwardedWriteError::HandingOver)) => Err(WriteError::HandingOver),
+            Err(CallError::Unreachable(e)) => Err(WriteError::LeaderUnreachable(e.to_string())),
             Err(e) => Err(WriteError::Forwarding(e.to_string())),
         }
     }
@@ -530,12 +648,76 @@ impl<T: Transport> Replicator<T> {
         self.raft.metrics()
     }
 
-    /// Hands leadership to another voter before this peer leaves. openraft
-    /// 0.9 has no leadership transfer (it arrived in 0.10), so this always
-    /// fails: a leader that shuts down costs the ensemble one election
-    /// timeout (see [`super::config`]).
-    pub async fn transfer_leadership(&self) -> Result<(), TransferUnsupported> {
-        Err(TransferUnsupported)
+    /// Hands leadership to the voter that holds this leader's whole log,
+    /// before this peer leaves, within `limit`: new writes are refused from
+    /// the call on (those in flight are answered first), the voter is asked
+    /// to campaign, and this peer grants it its vote (see
+    /// [`super::leadership`]). With three voters the candidate wins at once;
+    /// with more, the others' leader lease makes it an ordinary election.
+    /// Returns [`HandoverError::NotLeader`] on a peer that does not lead.
+    pub async fn hand_over(&self, limit: Duration) -> Result<Handover, HandoverError> {
+        leadership::hand_over(
+            &self.raft,
+            self.id,
+            &self.activity,
+            &self.transport,
+            &self.identity,
+            self.lease,
+            limit,
+        )
+        .await
+    }
+
+    /// On the leader: its followers as Apache's `mntr` counts them; `None`
+    /// elsewhere.
+    pub fn leader_figures(&self) -> Option<LeaderFigures> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader {
+            return None;
+        }
+        let membership = metrics.membership_config.membership();
+        let last = metrics.last_log_index.unwrap_or(0);
+        let replication = metrics.replication.as_ref();
+        let mut figures = LeaderFigures {
+            learners: 0,
+            synced_followers: 0,
+            synced_non_voting_followers: 0,
+            synced_observers: 0,
+            pending_syncs: self.activity.read_indexes_in_flight(),
+            leader_uptime_ms: self
+                .activity
+                .leading_since()
+                .map(|since| u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX))
+                .unwrap_or(0),
+            proposal_sizes: self.activity.proposal_sizes(),
+        };
+        let members = membership
+            .voter_ids()
+            .map(|id| (id, true))
+            .chain(membership.learner_ids().map(|id| (id, false)));
+        for (id, voter) in members.filter(|(id, _)| *id != self.id) {
+            let live = self
+                .activity
+                .last_answer(id)
+                .is_some_and(|answered| answered.elapsed() <= self.lease);
+            if !live {
+                continue;
+            }
+            figures.learners += 1;
+            let matched = replication
+                .and_then(|replication| replication.get(&id).copied().flatten())
+                .map(|log_id| log_id.index);
+            // Synced: one AppendEntries away from the leader's log at most.
+            let synced = matched.is_some_and(|matched| {
+                matched.saturating_add(super::config::MAX_ENTRIES_PER_RPC) >= last
+            });
+            match (synced, voter) {
+                (true, true) => figures.synced_followers += 1,
+                (true, false) => figures.synced_observers += 1,
+                (false, _) => {}
+            }
+        }
+        Some(figures)
     }
 
     /// Stops answering peers, stops openraft, and waits for the log's last

@@ -309,3 +309,57 @@ async fn a_write_is_acknowledged_only_when_a_quorum_synced_it() {
         peer.shutdown().await;
     }
 }
+
+/// A leader that hands over: a follower holding its whole log leads, the old
+/// leader refuses writes meanwhile, and every write acknowledged before is
+/// on the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_hands_over_to_a_follower_with_its_whole_log() {
+    let dirs = [
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    ];
+    let machines: [Arc<Recorder>; 3] = Default::default();
+    let peers = start_three(&dirs, &machines).await;
+    let leader = wait_for(std::time::Duration::from_secs(10), || {
+        peers.iter().position(|p| p.role() == super::Role::Leader)
+    })
+    .await
+    .expect("no leader");
+    for i in 0..20 {
+        peers[leader]
+            .write(format!("write {i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let handover = peers[leader]
+        .hand_over(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_ne!(handover.new_leader, peers[leader].id());
+    assert_eq!(handover.new_leader, handover.candidate);
+    assert_eq!(
+        peers[leader].write(b"late".to_vec()).await,
+        Err(super::WriteError::HandingOver)
+    );
+    let successor = peers
+        .iter()
+        .position(|p| p.id() == handover.new_leader)
+        .unwrap();
+    peers[successor].write(b"after".to_vec()).await.unwrap();
+    let applied: Vec<Vec<u8>> = machines[successor]
+        .state
+        .lock()
+        .unwrap()
+        .applied
+        .iter()
+        .map(|(_, payload)| payload.clone())
+        .collect();
+    let mut expected: Vec<Vec<u8>> = (0..20).map(|i| format!("write {i}").into_bytes()).collect();
+    expected.push(b"after".to_vec());
+    assert_eq!(applied, expected);
+    for peer in peers {
+        peer.shutdown().await;
+    }
+}

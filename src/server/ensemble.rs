@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::replication::{
-    Machine, MachineError, Peer, ReplicationConfig, Replicator, Role, StartError,
+    HandoverError, Machine, MachineError, Peer, ReplicationConfig, Replicator, Role, StartError,
 };
 use crate::storage::snapshot::{self, SnapshotPoint};
 use crate::txn::{Txn, TxnResult};
@@ -34,6 +34,9 @@ use crate::txn::{Txn, TxnResult};
 use super::pipeline::{self, Outcome, Proposal, Refused};
 use super::recovery::tree_options;
 use super::Shared;
+
+/// How long a stopping leader tries to hand over before it exits anyway.
+pub const HANDOVER_LIMIT: Duration = Duration::from_secs(5);
 
 /// One replicated entry's payload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -386,6 +389,26 @@ impl Ensemble {
             {
                 tracing::debug!(error = %e, "reporting session liveness failed");
             }
+        }
+    }
+
+    /// On a leader that is stopping: hands leadership to the follower that
+    /// holds the whole log (see `replication::leadership`), within
+    /// [`HANDOVER_LIMIT`]; the outcome is logged, and the member exits
+    /// either way. Elsewhere it does nothing.
+    pub async fn hand_over(&self) {
+        if self.role() != Role::Leader {
+            return;
+        }
+        info!("handing leadership over before stopping");
+        match self.replicator.hand_over(HANDOVER_LIMIT).await {
+            Ok(handover) => info!(
+                new_leader = handover.new_leader,
+                elapsed_ms = handover.elapsed.as_millis() as u64,
+                "leadership handed over"
+            ),
+            Err(HandoverError::NotLeader) => {}
+            Err(e) => warn!(error = %e, "leadership was not handed over; the ensemble will elect"),
         }
     }
 

@@ -331,6 +331,25 @@ fn monitor(shared: &Shared, out: &mut String) {
         line("open_file_descriptor_count", &open);
         line("max_file_descriptor_count", &max_fds);
     }
+    // Apache registers these gauges only on a leader; elsewhere they are
+    // absent, not zero.
+    let leader = shared
+        .ensemble()
+        .and_then(|ensemble| ensemble.replicator.leader_figures());
+    if let Some(figures) = leader {
+        line("learners", &figures.learners);
+        line("synced_followers", &figures.synced_followers);
+        line(
+            "synced_non_voting_followers",
+            &figures.synced_non_voting_followers,
+        );
+        line("synced_observers", &figures.synced_observers);
+        line("pending_syncs", &figures.pending_syncs);
+        line("leader_uptime", &figures.leader_uptime_ms);
+        line("last_proposal_size", &figures.proposal_sizes.last);
+        line("max_proposal_size", &figures.proposal_sizes.max);
+        line("min_proposal_size", &figures.proposal_sizes.min);
+    }
 }
 
 fn file_descriptors() -> Option<(usize, u64)> {

@@ -582,6 +582,11 @@ impl Server {
         {
             warn!("the write pipeline did not finish within 10 s; stopping anyway");
         }
+        // Last: a leader's own writes are answered by now, and it still
+        // answers its peers (their votes included) until it has handed over.
+        if let Some(ensemble) = shared.ensemble() {
+            ensemble.hand_over().await;
+        }
     }
 }
 

@@ -14,12 +14,24 @@ use zookeeper_client as zk;
 
 pub const TICK_MS: u64 = 500;
 
+/// The tickTime ensembles are written with: `ZKRS_ENSEMBLE_TICK_MS` when set
+/// (to measure at Apache's default of 2000), [`TICK_MS`] otherwise.
+pub fn tick_ms() -> u64 {
+    std::env::var("ZKRS_ENSEMBLE_TICK_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|ms| *ms > 0)
+        .unwrap_or(TICK_MS)
+}
+
 pub struct Member {
     pub id: u64,
     pub client: SocketAddr,
     pub cfg: PathBuf,
     pub log: PathBuf,
     pub child: Option<Child>,
+    /// Sent SIGTERM, not yet seen to exit.
+    pub stopping: Option<Child>,
 }
 
 pub struct Ensemble {
@@ -73,10 +85,11 @@ impl Ensemble {
             fs::write(
                 &cfg,
                 format!(
-                    "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
+                    "tickTime={tick}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
                      clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
                      {peer_type}{extra}{servers}",
-                    data.display()
+                    data.display(),
+                    tick = tick_ms(),
                 ),
             )
             .unwrap();
@@ -86,6 +99,7 @@ impl Ensemble {
                 cfg,
                 log: home.join("server.log"),
                 child: None,
+                stopping: None,
             });
         }
         let mut ensemble = Ensemble { dir, members };
@@ -102,7 +116,10 @@ impl Ensemble {
             .append(true)
             .open(&member.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_zkServer"))
+        // `ZKRS_ENSEMBLE_SERVER` names another build (release, to measure).
+        let server = std::env::var_os("ZKRS_ENSEMBLE_SERVER")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_zkServer").into());
+        let child = Command::new(server)
             .env(
                 "ZOO_LOG_LEVEL",
                 std::env::var("ZKRS_ENSEMBLE_LOG").unwrap_or_else(|_| "info".into()),
@@ -117,7 +134,11 @@ impl Ensemble {
     }
 
     pub fn kill(&mut self, index: usize) {
-        if let Some(mut child) = self.members[index].child.take() {
+        let member = &mut self.members[index];
+        for mut child in [member.child.take(), member.stopping.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -159,6 +180,50 @@ impl Ensemble {
             .lines()
             .find_map(|l| l.strip_prefix("Mode: "))
             .map(str::to_owned)
+    }
+
+    /// The `mntr` lines of a member, as (key, value) pairs.
+    pub fn mntr(&self, index: usize) -> Vec<(String, String)> {
+        four_letter_at(self.members[index].client, "mntr")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let (key, value) = line.split_once('\t')?;
+                Some((key.to_owned(), value.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Sends SIGTERM without waiting for the exit (see [`Ensemble::exited`]).
+    pub fn terminate(&mut self, index: usize) {
+        let member = &mut self.members[index];
+        let child = member.child.take().expect("the member is running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        member.stopping = Some(child);
+    }
+
+    /// Whether a member sent SIGTERM by [`Ensemble::terminate`] has exited.
+    pub fn exited(&mut self, index: usize) -> bool {
+        match self.members[index].stopping.as_mut() {
+            None => true,
+            Some(child) => match child.try_wait() {
+                Ok(Some(_)) | Err(_) => {
+                    self.members[index].stopping = None;
+                    true
+                }
+                Ok(None) => false,
+            },
+        }
+    }
+
+    /// A connect string naming every member.
+    pub fn connect_string_all(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.client.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn zxid(&self, index: usize) -> Option<String> {
