@@ -37,9 +37,15 @@
 //! last heartbeat + `election_timeout_max` + a margin), with a random
 //! stagger of up to two heartbeats so that followers do not split the vote
 //! (see `leadership`). It cannot campaign sooner: the other voters would
-//! refuse while their lease runs. Measured (release build, tickTime=2000,
-//! 3 voters on 127.0.0.1, kill -9 of the leader, next write through a
-//! follower accepted): see ARCHITECTURE.md, "Leadership".
+//! refuse while their lease runs.
+//!
+//! Measured (release build, tickTime=2000, 3 voters on 127.0.0.1 under
+//! write load, 7 runs each; ARCHITECTURE.md, "Leadership", has the
+//! commands): after kill -9 of the leader a new leader in 330 / 343 / 368 ms
+//! (min / median / max) and the next write accepted after 347 / 362 / 412 ms;
+//! with the timers derived from tickTime (heartbeat 200 ms, election timeout
+//! 600 to 1200 ms) it was about 2 s. After SIGTERM (a handover) the next
+//! write is accepted after 16 / 40 / 50 ms.
 //!
 //! A leader that is stopped (SIGTERM) hands over instead: see `leadership`.
 //!
