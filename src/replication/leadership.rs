@@ -25,8 +25,12 @@
 //!    that follower calls `Raft::trigger().elect()`;
 //! 4. grants the vote: with three voters the candidate and the old leader
 //!    are a majority, and the candidate wins at once;
-//! 5. waits (bounded) until its metrics show the new leader, then returns
-//!    whatever happened, and the server exits.
+//! 5. waits until its metrics show the new leader (at most four leases:
+//!    its vote is all the election needed from it), then returns whatever
+//!    happened, and the server exits.
+//!
+//! When no other voter has answered within the lease (the whole ensemble is
+//! stopping) it gives up at once rather than wait for peers that are gone.
 //!
 //! With five voters the other three followers' leases still run when the
 //! candidate asks, so they refuse: the candidate holds two votes of five.
@@ -78,6 +82,10 @@ pub enum HandoverError {
     /// Writes in flight were not answered within the limit.
     #[error("writes in flight were not answered within {0:?}")]
     WritesInFlight(Duration),
+    /// No other voter answered this leader lately: they are down or
+    /// stopping too, and there is no one to hand over to.
+    #[error("no other voter answered within the leader lease")]
+    NoVoterReachable,
     /// No voter held the whole log within the limit.
     #[error("no voter caught up with the log within {0:?}")]
     NoneCaughtUp(Duration),
@@ -332,6 +340,9 @@ async fn hand_over_with_writes_refused<T: Transport>(
         if others == 0 {
             return Err(HandoverError::NoOtherVoter);
         }
+        if !reachable_voter(raft, my_id, activity, lease) {
+            return Err(HandoverError::NoVoterReachable);
+        }
         for (candidate, addr) in caught_up {
             asked.push(candidate);
             let mut client = PeerClient::new(transport.clone(), identity.clone(), candidate, addr);
@@ -340,7 +351,10 @@ async fn hand_over_with_writes_refused<T: Transport>(
                 .await
             {
                 Ok(Ok(())) => {
-                    return wait_for_new_leader(raft, my_id, candidate, started, deadline).await
+                    // The old leader's part ends with its vote; waiting
+                    // longer than a few leases would only delay its exit.
+                    let until = deadline.min(Instant::now() + lease.saturating_mul(4));
+                    return wait_for_new_leader(raft, my_id, candidate, started, until).await;
                 }
                 Ok(Err(reason)) => refusals.push(format!("server.{candidate}: {reason}")),
                 Err(e) => refusals.push(format!("server.{candidate}: {e}")),
@@ -356,6 +370,23 @@ async fn hand_over_with_writes_refused<T: Transport>(
             Err(_) => return Err(HandoverError::CampaignRefused(refusals.join("; "))),
         }
     }
+}
+
+/// Whether another voter answered this peer within the lease.
+fn reachable_voter(raft: &Raft, my_id: NodeId, activity: &Activity, lease: Duration) -> bool {
+    let voters: Vec<NodeId> = raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .filter(|id| *id != my_id)
+        .collect();
+    voters.into_iter().any(|id| {
+        activity
+            .last_answer(id)
+            .is_some_and(|answered| answered.elapsed() <= lease)
+    })
 }
 
 async fn wait_for_new_leader(
