@@ -476,7 +476,13 @@ fn leader_leaves_under_load(voters: u64, leave: Leave) {
     rt.block_on(async {
         for i in ensemble.running() {
             let c = client(&ensemble.connect_string(i)).await;
-            c.sync("/").await.unwrap();
+            // A sync may be refused while the ensemble settles; it must
+            // succeed soon.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while let Err(e) = c.sync("/").await {
+                assert!(Instant::now() < deadline, "member {i} cannot sync: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             let present: std::collections::HashSet<String> = c
                 .list_children("/load")
                 .await
