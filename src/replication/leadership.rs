@@ -67,6 +67,9 @@ use super::{NodeId, Raft};
 /// Margin past the lease before an early campaign, for the other voters'
 /// heartbeat having been processed slightly later than this one's.
 const LEASE_MARGIN: Duration = Duration::from_millis(15);
+/// How many times a follower campaigns again, a term higher, when its early
+/// election stays undecided.
+const EARLY_CAMPAIGN_RETRIES: u32 = 2;
 /// How long asking a follower to campaign may take.
 const CAMPAIGN_CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -219,23 +222,32 @@ pub(super) async fn campaign_when_leader_dies<T: Transport>(
         if raft.trigger().elect().await.is_err() {
             return;
         }
-        // Another follower may have campaigned in the same term with a
-        // shorter log: both then refuse each other. Once more, a term higher,
-        // breaks the tie (the longer log wins it); after that openraft's
-        // timers take over.
-        let retry_after = stagger + Duration::from_millis(draw % stagger_ms);
-        let decided = raft
-            .wait(Some(retry_after))
-            .metrics(
-                |metrics| {
-                    metrics.current_leader.is_some() || metrics.state != ServerState::Candidate
-                },
-                "an early election decided",
-            )
-            .await;
-        let undecided = matches!(decided, Err(openraft::metrics::WaitError::Timeout(..)));
-        if undecided && raft.metrics().borrow().state == ServerState::Candidate {
-            info!("the early election was not decided; campaigning once more");
+        // The election may stay undecided: another follower campaigned in
+        // the same term (both refuse each other), or a voter's lease had not
+        // quite run out. A term higher, after half a stagger plus a random
+        // part, settles it (the longer log wins); after a few tries
+        // openraft's own timers take over.
+        for attempt in 1..=EARLY_CAMPAIGN_RETRIES {
+            let draw = std::hash::BuildHasher::hash_one(&seed, (my_id, attempt, Instant::now()));
+            let half = stagger_ms / 2;
+            let retry_after = Duration::from_millis(half + draw % half.max(1));
+            let decided = raft
+                .wait(Some(retry_after))
+                .metrics(
+                    |metrics| {
+                        metrics.current_leader.is_some() || metrics.state != ServerState::Candidate
+                    },
+                    "an early election decided",
+                )
+                .await;
+            let undecided = matches!(decided, Err(openraft::metrics::WaitError::Timeout(..)));
+            if !undecided || raft.metrics().borrow().state != ServerState::Candidate {
+                break;
+            }
+            info!(
+                attempt,
+                "the early election was not decided; campaigning a term higher"
+            );
             if raft.trigger().elect().await.is_err() {
                 return;
             }
