@@ -217,15 +217,6 @@ impl Ensemble {
         }
     }
 
-    /// A connect string naming every member.
-    pub fn connect_string_all(&self) -> String {
-        self.members
-            .iter()
-            .map(|m| m.client.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     pub fn zxid(&self, index: usize) -> Option<String> {
         let answer = four_letter_at(self.members[index].client, "srvr").ok()?;
         answer
