@@ -153,3 +153,64 @@ pub(super) fn is_disk_full(error: &io::Error) -> bool {
         Some(libc::ENOSPC) | Some(libc::EDQUOT)
     )
 }
+
+/// Reads a whole file of `len` bytes into a zeroed buffer, skipping the
+/// ranges the filesystem reports as holes (SEEK_DATA/SEEK_HOLE): a
+/// preallocated segment is mostly unwritten extents, which read as zeros, and
+/// reading them copies and faults in megabytes for nothing. Returns the buffer
+/// and the end of the last range that was read: every byte from there on is
+/// zero without having been touched. Where the filesystem cannot tell holes
+/// apart, everything is read.
+pub(super) fn read_data_ranges(file: &File, len: usize) -> io::Result<(Vec<u8>, usize)> {
+    // Zeroed allocation of this size comes from fresh pages: the parts never
+    // written to cost no memory.
+    let mut bytes = vec![0u8; len];
+    let mut data_end = 0usize;
+    let mut pos = 0usize;
+    while pos < len {
+        let Some((start, end)) = next_data_range(file, pos, len)? else {
+            break;
+        };
+        let range = bytes.get_mut(start..end).unwrap_or_default();
+        file.read_exact_at(range, start as u64)?;
+        data_end = end;
+        pos = end;
+    }
+    Ok((bytes, data_end))
+}
+
+/// The next range at or after `from` that may hold nonzero bytes, clamped to
+/// `len`; `None` when only holes follow.
+fn next_data_range(file: &File, from: usize, len: usize) -> io::Result<Option<(usize, usize)>> {
+    use std::os::fd::AsRawFd;
+    let seek = |at: usize, whence: libc::c_int| -> io::Result<Option<usize>> {
+        let offset =
+            libc::off_t::try_from(at).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        // SAFETY: lseek on a descriptor the caller keeps open; it moves only
+        // the file offset, which positional reads ignore.
+        let rc = unsafe { libc::lseek(file.as_raw_fd(), offset, whence) };
+        if rc >= 0 {
+            return Ok(Some(usize::try_from(rc).unwrap_or(usize::MAX).min(len)));
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            // No data at or after `offset`.
+            Some(libc::ENXIO) => Ok(None),
+            // No hole support: treat everything as data.
+            Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => {
+                Ok(Some(if whence == libc::SEEK_DATA { at } else { len }))
+            }
+            _ => Err(error),
+        }
+    };
+    let Some(start) = seek(from, libc::SEEK_DATA)? else {
+        return Ok(None);
+    };
+    if start >= len {
+        return Ok(None);
+    }
+    let end = seek(start, libc::SEEK_HOLE)?
+        .filter(|&end| end > start)
+        .unwrap_or(len);
+    Ok(Some((start, end)))
+}

@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{Result, StorageError};
-use super::io::{is_disk_full, zero_range, Faults};
+use super::io::{is_disk_full, read_data_ranges, zero_range, Faults};
 use super::log::TornTail;
 use super::record::{
     decode_header, encode_header, find_valid_record, probe, salt, Probe, HEADER_BYTES,
@@ -189,8 +189,7 @@ impl Segment {
                 format!("segment is {file_len} bytes, larger than any this log writes"),
             ));
         };
-        let mut bytes = vec![0u8; file_len_usize];
-        file.read_exact_at(&mut bytes, 0).map_err(io_error)?;
+        let (bytes, zero_from) = read_data_ranges(&file, file_len_usize).map_err(io_error)?;
 
         let header_first = decode_header(&bytes).map_err(|what| {
             corrupt(
@@ -212,7 +211,7 @@ impl Segment {
             ));
         }
 
-        let scan = scan(&bytes, first_index);
+        let scan = scan(&bytes, zero_from, first_index);
         let mut torn_tail = None;
         if let Some(damage) = scan.damage {
             let next_index = first_index.saturating_add(scan.offsets.len() as u64);
@@ -414,9 +413,19 @@ struct Damage {
     valid_after: Option<usize>,
 }
 
+/// One past the last nonzero byte of `bytes[from..zero_from]`, or `from`.
+/// Bytes from `zero_from` on are known to be zero and are not looked at.
+fn nonzero_end(bytes: &[u8], from: usize, zero_from: usize) -> usize {
+    bytes
+        .get(from..zero_from.max(from))
+        .and_then(|written| written.iter().rposition(|b| *b != 0))
+        .map_or(from, |last| from + last + 1)
+}
+
 /// Reads records from just after the header of `bytes` (a whole segment whose
-/// header verified and whose length fits in a `u32`).
-fn scan(bytes: &[u8], first_index: u64) -> Scan {
+/// header verified and whose length fits in a `u32`, zero from `zero_from`
+/// on).
+fn scan(bytes: &[u8], zero_from: usize, first_index: u64) -> Scan {
     let salt = salt(first_index);
     let mut offsets = Vec::new();
     let mut last_term = None;
@@ -439,7 +448,7 @@ fn scan(bytes: &[u8], first_index: u64) -> Scan {
                 ),
                 Some(pos),
             ),
-            Probe::End if rest.iter().all(|b| *b == 0) => {
+            Probe::End if nonzero_end(bytes, pos, zero_from) == pos => {
                 return Scan {
                     offsets,
                     end: pos,
@@ -455,11 +464,7 @@ fn scan(bytes: &[u8], first_index: u64) -> Scan {
             ),
             Probe::Invalid(what) => (what, None),
         };
-        let garbage_end = pos
-            + rest
-                .iter()
-                .rposition(|b| *b != 0)
-                .map_or(0, |last| last + 1);
+        let garbage_end = nonzero_end(bytes, pos, zero_from);
         let valid_after = valid_after.or_else(|| {
             let max_index = expected.saturating_add((rest.len() / MIN_RECORD_BYTES) as u64);
             // A record starts with a nonzero length, so none starts in the

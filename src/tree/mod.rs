@@ -1205,19 +1205,21 @@ impl std::fmt::Debug for NodeRef<'_> {
 fn walk_preorder(slab: &Slab, mut visit: impl FnMut(&str, NodeId)) {
     visit("/", ROOT);
     let mut path = String::new();
-    let mut pending: Vec<(NodeId, usize)> = Vec::new();
-    let push_children = |pending: &mut Vec<(NodeId, usize)>, id: NodeId, prefix_len: usize| {
-        let start = pending.len();
-        pending.extend(slab.children(id).map(|child| (child, prefix_len)));
-        pending[start..].reverse();
-    };
-    push_children(&mut pending, ROOT, 0);
-    while let Some((id, prefix_len)) = pending.pop() {
+    // One sibling cursor per level, with the length of the parent's path:
+    // memory grows with the depth, not with the widest parent (a million
+    // children would otherwise mean megabytes per walk).
+    let mut levels = vec![(slab.children(ROOT), 0usize)];
+    while let Some((siblings, prefix_len)) = levels.last_mut() {
+        let prefix_len = *prefix_len;
+        let Some(id) = siblings.next() else {
+            levels.pop();
+            continue;
+        };
         path.truncate(prefix_len);
         path.push('/');
         path.push_str(slab.get(id).name());
         visit(&path, id);
-        push_children(&mut pending, id, path.len());
+        levels.push((slab.children(id), path.len()));
     }
 }
 
