@@ -4,12 +4,13 @@
 //!
 //! The layout is chosen for memory: a node's name and data share one heap
 //! allocation, nothing stores a full path, and the lookup index costs about
-//! sixteen bytes per node (an 8-byte slot at no more than 3/4 load). A slot
-//! keeps 32 bits of its key's hash next to the node id, so that probing past
-//! other keys and rehashing never touch the nodes themselves: a lookup
-//! costs about one cache miss per path component that misses, two that hit. Paths are
-//! resolved component by component; full paths are rebuilt from parent links
-//! only where one is needed.
+//! eight bytes per node (a 4-byte slot at no more than 3/4 load). A slot
+//! holds the node id in its low [`ID_BITS`] bits and a few more bits of its
+//! key's hash above them, so that probing past other keys rarely touches the
+//! nodes themselves: a lookup costs about one cache miss per path component
+//! that misses, two that hit. Growing the index and removing from it rehash
+//! keys from the nodes. Paths are resolved component by component; full paths
+//! are rebuilt from parent links only where one is needed.
 //!
 //! The slab is a list of reference-counted chunks of [`CHUNK_NODES`] nodes,
 //! copied on write: [`NodeStore::freeze`] shares every chunk with a
@@ -32,6 +33,11 @@ pub(crate) const NIL: NodeId = u32::MAX;
 
 /// The root always lives in slot 0.
 pub(crate) const ROOT: NodeId = 0;
+
+/// Bits of an index slot that hold the node id; the store holds fewer than
+/// `2^ID_BITS` (67 million) nodes, far more than fit in memory at once.
+const ID_BITS: u32 = 26;
+const ID_MASK: u32 = (1 << ID_BITS) - 1;
 
 /// `name_len` of a slot on the free list.
 const FREE_SLOT: u32 = u32::MAX;
@@ -130,15 +136,23 @@ fn join(name: &str, data: &[u8]) -> Box<[u8]> {
     bytes.into_boxed_slice()
 }
 
-/// An index entry: a node and the hash of its `(parent, name)` key, whose
-/// low bits also choose the home slot.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Slot {
-    id: NodeId,
-    hash: u32,
+/// An index entry: the node id in the low [`ID_BITS`] bits, the top bits of
+/// the hash of its `(parent, name)` key above them. The root is never
+/// indexed, so id 0 (and the all-zero slot) marks an empty slot. The hash's
+/// low bits choose the home slot.
+type Slot = u32;
+
+const EMPTY: Slot = 0;
+
+fn slot_id(slot: Slot) -> NodeId {
+    slot & ID_MASK
 }
 
-const EMPTY: Slot = Slot { id: NIL, hash: 0 };
+/// The hash bits a slot keeps: the top ones, independent of the low bits
+/// that choose the home slot.
+fn tag_of(hash: u64) -> u32 {
+    ((hash >> (64 - (32 - ID_BITS))) as u32) << ID_BITS
+}
 
 /// The slab is full: more than `u32::MAX - 1` nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,16 +308,18 @@ impl NodeStore {
         }
         let mask = self.slots.len() - 1;
         let hash = self.hash(parent, name.as_bytes());
+        let tag = tag_of(hash);
         let mut i = hash as usize & mask;
         loop {
             let slot = self.slots[i];
-            if slot.id == NIL {
+            if slot == EMPTY {
                 return None;
             }
-            if slot.hash == hash {
-                let node = self.get(slot.id);
+            if slot & !ID_MASK == tag {
+                let id = slot_id(slot);
+                let node = self.get(id);
                 if node.parent == parent && node.name_bytes() == name.as_bytes() {
-                    return Some(slot.id);
+                    return Some(id);
                 }
             }
             i = (i + 1) & mask;
@@ -347,7 +363,7 @@ impl NodeStore {
         } else {
             let id = NodeId::try_from(self.nodes.len())
                 .ok()
-                .filter(|&id| id != NIL)
+                .filter(|&id| id <= ID_MASK)
                 .ok_or(StoreFull)?;
             self.nodes.push(node);
             id
@@ -475,24 +491,21 @@ impl NodeStore {
         path
     }
 
-    fn hash(&self, parent: NodeId, name: &[u8]) -> u32 {
+    fn hash(&self, parent: NodeId, name: &[u8]) -> u64 {
         let mut hasher = self.hasher.build_hasher();
         hasher.write_u32(parent);
         hasher.write(name);
-        // The low half: it also picks the home slot.
-        hasher.finish() as u32
+        hasher.finish()
     }
 
-    fn slot_of(&self, id: NodeId) -> Slot {
+    fn hash_of(&self, id: NodeId) -> u64 {
         let node = self.get(id);
-        Slot {
-            id,
-            hash: self.hash(node.parent, node.name_bytes()),
-        }
+        self.hash(node.parent, node.name_bytes())
     }
 
-    fn home(&self, slot: Slot) -> usize {
-        slot.hash as usize & (self.slots.len() - 1)
+    /// Where the probe for `id`'s key starts.
+    fn home_of(&self, id: NodeId) -> usize {
+        self.hash_of(id) as usize & (self.slots.len() - 1)
     }
 
     /// Makes room for `additional` more nodes, so that adding them neither
@@ -513,18 +526,18 @@ impl NodeStore {
         if (self.indexed + 1) * 4 > self.slots.len() * 3 {
             self.grow_index();
         }
-        let slot = self.slot_of(id);
-        self.place(slot);
+        self.place(id);
         self.indexed += 1;
     }
 
-    fn place(&mut self, slot: Slot) {
+    fn place(&mut self, id: NodeId) {
+        let hash = self.hash_of(id);
         let mask = self.slots.len() - 1;
-        let mut i = self.home(slot);
-        while self.slots[i].id != NIL {
+        let mut i = hash as usize & mask;
+        while self.slots[i] != EMPTY {
             i = (i + 1) & mask;
         }
-        self.slots[i] = slot;
+        self.slots[i] = tag_of(hash) | id;
     }
 
     fn grow_index(&mut self) {
@@ -533,8 +546,8 @@ impl NodeStore {
 
     fn rehash(&mut self, len: usize) {
         let old = std::mem::replace(&mut self.slots, vec![EMPTY; len]);
-        for slot in old.into_iter().filter(|slot| slot.id != NIL) {
-            self.place(slot);
+        for slot in old.into_iter().filter(|&slot| slot != EMPTY) {
+            self.place(slot_id(slot));
         }
     }
 
@@ -545,11 +558,11 @@ impl NodeStore {
             return;
         }
         let mask = self.slots.len() - 1;
-        let mut hole = self.home(self.slot_of(id));
+        let mut hole = self.home_of(id);
         loop {
-            match self.slots[hole].id {
-                found if found == id => break,
-                NIL => return,
+            match self.slots[hole] {
+                EMPTY => return,
+                found if slot_id(found) == id => break,
                 _ => hole = (hole + 1) & mask,
             }
         }
@@ -557,10 +570,10 @@ impl NodeStore {
         loop {
             probe = (probe + 1) & mask;
             let candidate = self.slots[probe];
-            if candidate.id == NIL {
+            if candidate == EMPTY {
                 break;
             }
-            let home = self.home(candidate);
+            let home = self.home_of(slot_id(candidate));
             // The candidate may fill the hole if the hole lies on its probe
             // path, i.e. no farther from its home than its current slot.
             if probe.wrapping_sub(home) & mask >= probe.wrapping_sub(hole) & mask {
