@@ -24,13 +24,6 @@ use zookeeper_rs::ops::pidfile::{self, Pidfile};
 use zookeeper_rs::ops::{probe, status};
 use zookeeper_rs::server::{Server, ServerOptions};
 
-/// A million znodes are a million small allocations made by several threads:
-/// mimalloc packs them into size-class pages without a per-allocation header
-/// and returns freed pages, where glibc's per-thread arenas keep tens of
-/// megabytes of holes after a load (see ARCHITECTURE.md, Dependencies).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// What `status` prints when the server does not answer with a mode, as Apache's script does.
 const NOT_RUNNING: &str = "Error contacting service. It is probably not running.";
 

@@ -235,6 +235,24 @@ fn garbage_after_the_last_record_is_repaired() {
 }
 
 #[test]
+fn garbage_beyond_unwritten_preallocated_space_is_found() {
+    // Open reads only what the filesystem reports as data; bytes written
+    // far past the records, with never-written space between, must still be
+    // seen.
+    let dir = tempfile::tempdir().unwrap();
+    let layout = filled(dir.path(), 1 << 20, 20);
+    let (path, _, end) = layout.last().unwrap().clone();
+    let far = (768 << 10) + 5;
+    assert!(far > end + (64 << 10));
+    write_bytes(&path, far, &[0xAB; 7]);
+
+    let (log, recovery) = open(dir.path(), 1 << 20);
+    let torn = recovery.torn_tail.unwrap();
+    assert_eq!((torn.offset, torn.bytes_dropped), (end, far + 7 - end));
+    assert_holds(&log, 1..=20, 1);
+}
+
+#[test]
 fn flipped_byte_before_valid_records_fails_open_naming_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
     let layout = filled(dir.path(), 1 << 20, 50);
