@@ -255,150 +255,156 @@ pub(super) async fn campaign_when_leader_dies<T: Transport>(
     }
 }
 
-/// Hands leadership to the voter that holds the whole log, within `limit`
-/// (see the module docs). New writes are refused from the call on, and
-/// accepted again if the handover fails while this peer still leads.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn hand_over<T: Transport>(
-    raft: &Raft,
-    my_id: NodeId,
-    activity: &Arc<Activity>,
-    transport: &T,
-    identity: &PeerIdentity,
-    lease: Duration,
-    limit: Duration,
-) -> Result<Handover, HandoverError> {
-    let started = Instant::now();
-    let deadline = started + limit;
-    if raft.metrics().borrow().state != ServerState::Leader {
-        return Err(HandoverError::NotLeader);
-    }
-    activity.refuse_writes();
-    // A peer on its way out must not win the election it starts: it would
-    // only have to hand over again.
-    raft.runtime_config().elect(false);
-    let result = hand_over_with_writes_refused(
-        raft, my_id, activity, transport, identity, lease, started, deadline,
-    )
-    .await;
-    if result.is_err() {
-        raft.runtime_config().elect(true);
-        if raft.metrics().borrow().state == ServerState::Leader {
-            activity.accept_writes();
-        }
-    }
-    result
+/// What a handing-over leader works with.
+pub(super) struct Outgoing<'a, T: Transport> {
+    pub raft: &'a Raft,
+    pub my_id: NodeId,
+    pub activity: &'a Arc<Activity>,
+    pub transport: &'a T,
+    pub identity: &'a PeerIdentity,
+    pub lease: Duration,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn hand_over_with_writes_refused<T: Transport>(
-    raft: &Raft,
-    my_id: NodeId,
-    activity: &Arc<Activity>,
-    transport: &T,
-    identity: &PeerIdentity,
-    lease: Duration,
-    started: Instant,
-    deadline: Instant,
-) -> Result<Handover, HandoverError> {
-    let limit = deadline - started;
-    let remaining = || deadline.saturating_duration_since(Instant::now());
-    if tokio::time::timeout(remaining(), activity.writes_drained())
-        .await
-        .is_err()
-    {
-        return Err(HandoverError::WritesInFlight(limit));
-    }
-    // The old leader grants the vote only once its own lease has run out.
-    let since = activity.leading_since().unwrap_or(started);
-    let lease_over = since + lease + LEASE_MARGIN;
-    if lease_over > Instant::now() {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(lease_over.min(deadline))).await;
+impl<T: Transport> Outgoing<'_, T> {
+    /// Hands leadership to the voter that holds the whole log, within
+    /// `limit` (see the module docs). New writes are refused from the call
+    /// on, and accepted again if the handover fails while this peer still
+    /// leads.
+    pub(super) async fn hand_over(&self, limit: Duration) -> Result<Handover, HandoverError> {
+        let started = Instant::now();
+        let deadline = started + limit;
+        if self.raft.metrics().borrow().state != ServerState::Leader {
+            return Err(HandoverError::NotLeader);
+        }
+        self.activity.refuse_writes();
+        // A peer on its way out must not win the election it starts: it
+        // would only have to hand over again.
+        self.raft.runtime_config().elect(false);
+        let result = self.with_writes_refused(started, deadline).await;
+        if result.is_err() {
+            self.raft.runtime_config().elect(true);
+            if self.raft.metrics().borrow().state == ServerState::Leader {
+                self.activity.accept_writes();
+            }
+        }
+        result
     }
 
-    let mut metrics = raft.metrics();
-    let mut refusals = Vec::new();
-    let mut asked = Vec::new();
-    loop {
-        let (caught_up, others) = {
-            let current = metrics.borrow_and_update();
-            if current.state != ServerState::Leader {
-                return Err(HandoverError::NotLeader);
-            }
-            let voters: Vec<NodeId> = current
-                .membership_config
-                .membership()
-                .voter_ids()
-                .filter(|id| *id != my_id)
-                .collect();
-            let last = current.last_log_index;
-            let matched = |id: &NodeId| {
-                current
-                    .replication
-                    .as_ref()
-                    .and_then(|replication| replication.get(id).copied().flatten())
-                    .map(|log_id| log_id.index)
-            };
-            let caught_up: Vec<(NodeId, String)> = voters
-                .iter()
-                .filter(|id| !asked.contains(*id) && matched(id) == last)
-                .filter_map(|id| {
-                    let node = current.membership_config.membership().get_node(id)?;
-                    Some((*id, node.quorum_addr.clone()))
-                })
-                .collect();
-            (caught_up, voters.len())
-        };
-        if others == 0 {
-            return Err(HandoverError::NoOtherVoter);
+    async fn with_writes_refused(
+        &self,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Handover, HandoverError> {
+        let Outgoing {
+            raft,
+            my_id,
+            activity,
+            transport,
+            identity,
+            lease,
+        } = *self;
+        let limit = deadline - started;
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(remaining(), activity.writes_drained())
+            .await
+            .is_err()
+        {
+            return Err(HandoverError::WritesInFlight(limit));
         }
-        if !reachable_voter(raft, my_id, activity, lease) {
-            return Err(HandoverError::NoVoterReachable);
+        // The old leader grants the vote only once its own lease has run out.
+        let since = activity.leading_since().unwrap_or(started);
+        let lease_over = since + lease + LEASE_MARGIN;
+        if lease_over > Instant::now() {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(lease_over.min(deadline)))
+                .await;
         }
-        for (candidate, addr) in caught_up {
-            asked.push(candidate);
-            let mut client = PeerClient::new(transport.clone(), identity.clone(), candidate, addr);
-            match client
-                .campaign(CAMPAIGN_CALL_TIMEOUT.min(remaining()))
-                .await
-            {
-                Ok(Ok(())) => {
-                    // The old leader's part ends with its vote; waiting
-                    // longer than a few leases would only delay its exit.
-                    let until = deadline.min(Instant::now() + lease.saturating_mul(4));
-                    return wait_for_new_leader(raft, my_id, candidate, started, until).await;
+
+        let mut metrics = raft.metrics();
+        let mut refusals = Vec::new();
+        let mut asked = Vec::new();
+        loop {
+            let (caught_up, others) = {
+                let current = metrics.borrow_and_update();
+                if current.state != ServerState::Leader {
+                    return Err(HandoverError::NotLeader);
                 }
-                Ok(Err(reason)) => refusals.push(format!("server.{candidate}: {reason}")),
-                Err(e) => refusals.push(format!("server.{candidate}: {e}")),
+                let voters: Vec<NodeId> = current
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .filter(|id| *id != my_id)
+                    .collect();
+                let last = current.last_log_index;
+                let matched = |id: &NodeId| {
+                    current
+                        .replication
+                        .as_ref()
+                        .and_then(|replication| replication.get(id).copied().flatten())
+                        .map(|log_id| log_id.index)
+                };
+                let caught_up: Vec<(NodeId, String)> = voters
+                    .iter()
+                    .filter(|id| !asked.contains(*id) && matched(id) == last)
+                    .filter_map(|id| {
+                        let node = current.membership_config.membership().get_node(id)?;
+                        Some((*id, node.quorum_addr.clone()))
+                    })
+                    .collect();
+                (caught_up, voters.len())
+            };
+            if others == 0 {
+                return Err(HandoverError::NoOtherVoter);
+            }
+            if !self.reachable_voter() {
+                return Err(HandoverError::NoVoterReachable);
+            }
+            for (candidate, addr) in caught_up {
+                asked.push(candidate);
+                let mut client =
+                    PeerClient::new(transport.clone(), identity.clone(), candidate, addr);
+                match client
+                    .campaign(CAMPAIGN_CALL_TIMEOUT.min(remaining()))
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        // The old leader's part ends with its vote; waiting
+                        // longer than a few leases would only delay its exit.
+                        let until = deadline.min(Instant::now() + lease.saturating_mul(4));
+                        return wait_for_new_leader(raft, my_id, candidate, started, until).await;
+                    }
+                    Ok(Err(reason)) => refusals.push(format!("server.{candidate}: {reason}")),
+                    Err(e) => refusals.push(format!("server.{candidate}: {e}")),
+                }
+            }
+            if asked.len() >= others && !refusals.is_empty() {
+                return Err(HandoverError::CampaignRefused(refusals.join("; ")));
+            }
+            match tokio::time::timeout(remaining(), metrics.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(HandoverError::Stopped),
+                Err(_) if refusals.is_empty() => return Err(HandoverError::NoneCaughtUp(limit)),
+                Err(_) => return Err(HandoverError::CampaignRefused(refusals.join("; "))),
             }
         }
-        if asked.len() >= others && !refusals.is_empty() {
-            return Err(HandoverError::CampaignRefused(refusals.join("; ")));
-        }
-        match tokio::time::timeout(remaining(), metrics.changed()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(HandoverError::Stopped),
-            Err(_) if refusals.is_empty() => return Err(HandoverError::NoneCaughtUp(limit)),
-            Err(_) => return Err(HandoverError::CampaignRefused(refusals.join("; "))),
-        }
     }
-}
 
-/// Whether another voter answered this peer within the lease.
-fn reachable_voter(raft: &Raft, my_id: NodeId, activity: &Activity, lease: Duration) -> bool {
-    let voters: Vec<NodeId> = raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .filter(|id| *id != my_id)
-        .collect();
-    voters.into_iter().any(|id| {
-        activity
-            .last_answer(id)
-            .is_some_and(|answered| answered.elapsed() <= lease)
-    })
+    /// Whether another voter answered this peer within the lease.
+    fn reachable_voter(&self) -> bool {
+        let voters: Vec<NodeId> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != self.my_id)
+            .collect();
+        voters.into_iter().any(|id| {
+            self.activity
+                .last_answer(id)
+                .is_some_and(|answered| answered.elapsed() <= self.lease)
+        })
+    }
 }
 
 async fn wait_for_new_leader(

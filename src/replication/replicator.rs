@@ -656,15 +656,15 @@ impl<T: Transport> Replicator<T> {
     /// with more, the others' leader lease makes it an ordinary election.
     /// Returns [`HandoverError::NotLeader`] on a peer that does not lead.
     pub async fn hand_over(&self, limit: Duration) -> Result<Handover, HandoverError> {
-        leadership::hand_over(
-            &self.raft,
-            self.id,
-            &self.activity,
-            &self.transport,
-            &self.identity,
-            self.lease,
-            limit,
-        )
+        leadership::Outgoing {
+            raft: &self.raft,
+            my_id: self.id,
+            activity: &self.activity,
+            transport: &self.transport,
+            identity: &self.identity,
+            lease: self.lease,
+        }
+        .hand_over(limit)
         .await
     }
 
