@@ -581,3 +581,58 @@ fn the_leader_counts_its_synced_followers_and_observers_in_mntr() {
         }
     }
 }
+
+#[test]
+fn systemd_status_follows_the_members_mode() {
+    use std::os::unix::net::UnixDatagram;
+    let mut ensemble = Ensemble::start(3, 0);
+    let leader = ensemble.wait_for_roles(Duration::from_secs(30));
+    let watched = (leader + 1) % 3;
+    let others: Vec<usize> = (0..3).filter(|i| *i != watched).collect();
+    // Restart one member with a notification socket in systemd's place.
+    ensemble.kill(watched);
+    let socket_path = ensemble.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let member = &mut ensemble.members[watched];
+    let log = std::fs::File::create(&member.log).unwrap();
+    member.child = Some(
+        std::process::Command::new(env!("CARGO_BIN_EXE_zkServer"))
+            .arg("start-foreground")
+            .arg(&member.cfg)
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let statuses = |until: &dyn Fn(&str) -> bool| -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            if let Ok(n) = socket.recv(&mut buf) {
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = message.lines().any(until);
+                seen.push(message);
+                if done {
+                    return seen;
+                }
+            }
+        }
+        panic!("no wanted STATUS within 30 s; got {seen:?}");
+    };
+    statuses(&|l| l == "READY=1");
+    for i in &others {
+        ensemble.pause(*i);
+    }
+    statuses(&|l| l == "STATUS=looking for a quorum; not serving clients");
+    for i in &others {
+        ensemble.resume(*i);
+    }
+    statuses(&|l| l == "STATUS=serving as follower" || l == "STATUS=serving as leader");
+}

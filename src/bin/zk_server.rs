@@ -26,6 +26,8 @@ use zookeeper_rs::server::{Server, ServerOptions};
 
 /// What `status` prints when the server does not answer with a mode, as Apache's script does.
 const NOT_RUNNING: &str = "Error contacting service. It is probably not running.";
+/// How often systemd's STATUS= is brought in line with the mode.
+const MODE_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -313,7 +315,11 @@ async fn serve(
         "started"
     );
 
-    let readiness = tokio::spawn(notify::announce_when_serving(notifier, listen));
+    let mode_of = server.shared();
+    let readiness = tokio::spawn(async move {
+        notify::announce_when_serving(notifier, listen).await;
+        notify::follow_mode(notifier, MODE_CHECK_PERIOD, move || mode_of.mode()).await;
+    });
     let watchdog = notify::watchdog_interval().map(|period| {
         let shared = server.shared();
         // Taking the tree lock is what a wedged server cannot do.

@@ -129,6 +129,34 @@ pub async fn announce_when_serving(notifier: Notifier, listen: SocketAddr) -> Sr
     }
 }
 
+/// After READY, keeps `STATUS=` in step with the server's mode (`mode`
+/// returns what `srvr` prints after `Mode:`): an ensemble member that
+/// becomes leader, loses its quorum or serves read-only says so in
+/// `systemctl status`. Checks every `period`.
+pub async fn follow_mode(
+    notifier: Notifier,
+    period: Duration,
+    mode: impl Fn() -> &'static str + Send + 'static,
+) {
+    let mut said = mode();
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let now = mode();
+        if now != said {
+            let status = if now == "looking" {
+                "looking for a quorum; not serving clients".to_string()
+            } else {
+                serving_status(now)
+            };
+            notifier.status(&status);
+            info!(from = said, to = now, "mode changed");
+            said = now;
+        }
+    }
+}
+
 /// Pings the watchdog every `period` while `liveness` returns within half a
 /// period. `liveness` runs on the blocking pool and should take the locks a
 /// wedged server would hold forever: a server stuck there stops pinging, and
