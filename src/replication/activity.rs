@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -29,6 +29,9 @@ pub struct Activity {
 struct State {
     /// The last AppendEntries that arrived, from whom and when.
     last_append: Option<(NodeId, Instant)>,
+    /// When an AppendEntries was last accepted (not refused for a higher
+    /// vote): this peer's last contact with a leader it follows.
+    last_accepted_append: Option<Instant>,
     /// The last connection that carried AppendEntries and closed: from whom,
     /// and when the last AppendEntries had arrived then.
     closed: Option<(NodeId, Instant)>,
@@ -137,6 +140,17 @@ impl Activity {
             }
             notified.await;
         }
+    }
+
+    /// An AppendEntries was accepted: a leader this peer follows reached it.
+    pub fn append_accepted(&self) {
+        self.state().last_accepted_append = Some(Instant::now());
+    }
+
+    /// How long ago a leader this peer follows last reached it; `None` if
+    /// never.
+    pub fn leader_contact_age(&self) -> Option<Duration> {
+        self.state().last_accepted_append.map(|at| at.elapsed())
     }
 
     /// When the last AppendEntries arrived, from anyone.

@@ -537,36 +537,12 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
     }
 }
 
-/// When this peer last heard from a leader it accepts: the last
-/// AppendEntries (heartbeats included) not refused for a higher vote.
-/// A follower or observer that has not heard from its leader for a while
-/// may be cut off from the ensemble; the server stops serving clients then.
-#[derive(Debug, Default)]
-pub struct LeaderContact {
-    last: std::sync::Mutex<Option<tokio::time::Instant>>,
-}
-
-impl LeaderContact {
-    fn heard_from_leader(&self) {
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(tokio::time::Instant::now());
-        }
-    }
-
-    /// How long ago a leader was last heard from; `None` if never.
-    pub fn age(&self) -> Option<Duration> {
-        let last = *self.last.lock().ok()?;
-        last.map(|at| at.elapsed())
-    }
-}
-
 /// Answers peers' RPCs on `listener` until the returned future is dropped
 /// (abort its task to stop; every connection task stops with it).
 pub async fn serve_peer_rpc<L: Listener>(
     mut listener: L,
     raft: Raft,
     identity: PeerIdentity,
-    contact: Arc<LeaderContact>,
     activity: Arc<Activity>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
@@ -591,10 +567,9 @@ pub async fn serve_peer_rpc<L: Listener>(
         };
         let raft = raft.clone();
         let identity = identity.clone();
-        let contact = contact.clone();
         let activity = Arc::clone(&activity);
         connections.spawn(async move {
-            let served = serve_connection(stream, &peer, &raft, &identity, &contact, &activity);
+            let served = serve_connection(stream, &peer, &raft, &identity, &activity);
             if let Err(e) = served.await {
                 warn!(%peer, error = %e, "closed a peer connection");
             } else {
@@ -623,7 +598,6 @@ async fn serve_connection<S>(
     peer: &str,
     raft: &Raft,
     identity: &PeerIdentity,
-    contact: &LeaderContact,
     activity: &Arc<Activity>,
 ) -> Result<(), ServeError>
 where
@@ -677,7 +651,6 @@ where
         from,
         raft,
         identity,
-        contact,
         activity,
         &mut carried_appends,
     )
@@ -694,7 +667,6 @@ async fn serve_requests<S>(
     from: NodeId,
     raft: &Raft,
     identity: &PeerIdentity,
-    contact: &LeaderContact,
     activity: &Arc<Activity>,
     carried_appends: &mut bool,
 ) -> Result<(), ServeError>
@@ -723,7 +695,7 @@ where
                 let answer = raft.append_entries(rpc).await;
                 if matches!(&answer, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_)))
                 {
-                    contact.heard_from_leader();
+                    activity.append_accepted();
                 }
                 PeerReply::AppendEntries(answer)
             }

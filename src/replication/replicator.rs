@@ -36,8 +36,8 @@ use super::activity::Activity;
 use super::leadership::{self, Handover, HandoverError};
 use super::log_store::{LogClosed, LogStore};
 use super::network::{
-    serve_peer_rpc, CallError, ForwardedWriteError, LeaderContact, Listener, PeerClient,
-    PeerIdentity, PeerNetwork, Transport,
+    serve_peer_rpc, CallError, ForwardedWriteError, Listener, PeerClient, PeerIdentity,
+    PeerNetwork, Transport,
 };
 use super::state_machine::{Machine, MachineStore, SnapshotFileError};
 use super::{NodeId, Peer, PeerNode, Raft, ReplicationConfig, Request, TcpTransport};
@@ -251,7 +251,6 @@ pub struct Replicator<T: Transport = TcpTransport> {
     lease: Duration,
     tasks: Vec<JoinHandle<()>>,
     log_closed: Option<LogClosed>,
-    contact: Arc<LeaderContact>,
     #[cfg(any(test, feature = "failpoints"))]
     fault_injector: Option<Arc<crate::storage::FaultInjector>>,
 }
@@ -328,12 +327,10 @@ impl<T: Transport> Replicator<T> {
         })?;
         info!(id = my_id, %listen_addr, "replication started");
 
-        let contact = Arc::new(LeaderContact::default());
         let mut tasks = vec![tokio::spawn(serve_peer_rpc(
             listener,
             raft.clone(),
             identity.clone(),
-            contact.clone(),
             Arc::clone(&activity),
         ))];
         let election_timeout_max = Duration::from_millis(raft_config.election_timeout_max);
@@ -379,7 +376,6 @@ impl<T: Transport> Replicator<T> {
             lease: election_timeout_max,
             tasks,
             log_closed: Some(log_closed),
-            contact,
             #[cfg(any(test, feature = "failpoints"))]
             fault_injector,
         })
@@ -599,11 +595,14 @@ impl<T: Transport> Replicator<T> {
     /// as leader, since a quorum last acknowledged it; otherwise since its
     /// leader last reached it. `None` when it never was.
     pub fn quorum_contact_age(&self) -> Option<Duration> {
-        let metrics = self.raft.metrics().borrow().clone();
-        if metrics.state == ServerState::Leader {
-            metrics.millis_since_quorum_ack.map(Duration::from_millis)
-        } else {
-            self.contact.age()
+        let leader_ack = {
+            let metrics = self.raft.metrics();
+            let current = metrics.borrow();
+            (current.state == ServerState::Leader).then_some(current.millis_since_quorum_ack)
+        };
+        match leader_ack {
+            Some(ack) => ack.map(Duration::from_millis),
+            None => self.activity.leader_contact_age(),
         }
     }
 
