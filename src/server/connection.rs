@@ -423,7 +423,10 @@ async fn establish_read_only_session(
     }
     let opts = &shared.options;
     let now = shared.elapsed_ms();
-    let (session_id, timeout_ms) = {
+    let timeout_ms = req
+        .timeout_ms
+        .clamp(opts.min_session_timeout_ms(), opts.max_session_timeout_ms());
+    let session_id = {
         let mut sessions = shared.sessions();
         if req.session_id != 0 {
             let ours = sessions.read_only.contains(&req.session_id)
@@ -433,18 +436,12 @@ async fn establish_read_only_session(
                     "refusing to resume a global session in read-only mode");
                 return None;
             }
-            let timeout = req
-                .timeout_ms
-                .clamp(opts.min_session_timeout_ms(), opts.max_session_timeout_ms());
-            (req.session_id, timeout)
+            req.session_id
         } else {
-            let timeout = req
-                .timeout_ms
-                .clamp(opts.min_session_timeout_ms(), opts.max_session_timeout_ms());
             let id = sessions.ids.next_id();
-            sessions.tracker.add(id, timeout, now);
+            sessions.tracker.add(id, timeout_ms, now);
             sessions.read_only.insert(id);
-            (id, timeout)
+            id
         }
     };
     let response = ConnectResponse {

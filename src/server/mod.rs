@@ -278,20 +278,20 @@ impl Shared {
 
     /// Asks every client connection to close (its queued replies go first).
     pub fn close_all_connections(&self) {
-        let conns: Vec<ConnEntry> = self.hub().conns.values().cloned().collect();
-        for conn in conns {
-            let _ = conn.outbound.try_send(Outbound::Close);
-            conn.kill.notify_one();
-        }
+        self.close_connections_where(|_| true);
     }
 
     /// Asks the connections carrying `sessions` to close.
     pub fn close_connections_of(&self, sessions: &[i64]) {
+        self.close_connections_where(|conn| sessions.contains(&conn.session_id));
+    }
+
+    fn close_connections_where(&self, which: impl Fn(&ConnEntry) -> bool) {
         let conns: Vec<ConnEntry> = self
             .hub()
             .conns
             .values()
-            .filter(|conn| sessions.contains(&conn.session_id))
+            .filter(|conn| which(conn))
             .cloned()
             .collect();
         for conn in conns {
