@@ -133,6 +133,9 @@ enum Pending {
     Read {
         xid: i32,
         request: Request,
+        /// The connection's identities when the request was read: a later
+        /// addauth does not change what an earlier read may see.
+        auth: Arc<Vec<Id>>,
         started: tokio::time::Instant,
         permit: OwnedSemaphorePermit,
     },
@@ -253,7 +256,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         session_id,
         read_only,
         remote,
-        auth,
+        auth: Arc::new(auth),
         stats: stats.clone(),
         reads_in_line: reads_in_line.clone(),
     };
@@ -483,7 +486,8 @@ struct ConnCtx {
     /// A read-only session: writes and sync are answered NotReadOnly.
     read_only: bool,
     remote: SocketAddr,
-    auth: Vec<Id>,
+    /// Shared with the reads in line, so queueing one copies no identities.
+    auth: Arc<Vec<Id>>,
     stats: Arc<ConnStats>,
     reads_in_line: Arc<ReadsInLine>,
 }
@@ -651,6 +655,7 @@ async fn handle_request(
                     let _ = line.send(Pending::Read {
                         xid,
                         request,
+                        auth: ctx.auth.clone(),
                         started,
                         permit,
                     });
@@ -750,15 +755,16 @@ fn add_auth(ctx: &mut ConnCtx, scheme: &str, auth: &[u8]) -> bool {
         "ip" => new_ids.push(Id::new("ip", ctx.remote.ip().to_string())),
         _ => return false,
     }
+    let auth = Arc::make_mut(&mut ctx.auth);
     for id in new_ids {
-        if !ctx.auth.contains(&id) {
+        if !auth.contains(&id) {
             // The connection's own ip id stays last, where Apache lists it.
-            let at = ctx.auth.len().saturating_sub(1);
-            ctx.auth.insert(at, id);
+            let at = auth.len().saturating_sub(1);
+            auth.insert(at, id);
         }
     }
     if let Some(entry) = ctx.shared.hub().conns.get_mut(&ctx.conn_id) {
-        entry.auth = ctx.auth.clone();
+        entry.auth = auth.clone();
     }
     true
 }
@@ -828,15 +834,10 @@ async fn respond_loop(
             Pending::Read {
                 xid,
                 request,
+                auth,
                 started,
                 permit,
             } => {
-                let auth = shared
-                    .hub()
-                    .conns
-                    .get(&conn_id)
-                    .map(|c| c.auth.clone())
-                    .unwrap_or_default();
                 let ctx = ReadContext {
                     conn: conn_id,
                     session_id,
