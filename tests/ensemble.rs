@@ -533,6 +533,17 @@ const LEADER_ONLY_KEYS: [&str; 9] = [
     "zk_min_proposal_size",
 ];
 
+/// Apache's `zk_peer_state`, printed right after `zk_server_state`.
+fn assert_peer_state(mntr: &[(String, String)], expected: &str) {
+    let at = mntr.iter().position(|(k, _)| k == "zk_server_state");
+    let next = at.and_then(|at| mntr.get(at + 1));
+    assert_eq!(
+        next.map(|(k, v)| (k.as_str(), v.as_str())),
+        Some(("zk_peer_state", expected)),
+        "{mntr:?}"
+    );
+}
+
 #[test]
 fn the_leader_counts_its_synced_followers_and_observers_in_mntr() {
     let ensemble = Ensemble::start(3, 1);
@@ -566,12 +577,18 @@ fn the_leader_counts_its_synced_followers_and_observers_in_mntr() {
     for key in LEADER_ONLY_KEYS {
         assert!(mntr_value(&mntr, key).is_some(), "the leader lacks {key}");
     }
+    assert_peer_state(&mntr, "leading - broadcast");
     for member in (0..4).filter(|i| *i != leader) {
         let theirs = ensemble.mntr(member);
         assert!(
             mntr_value(&theirs, "zk_server_state").is_some(),
             "no mntr from member {member}"
         );
+        let expected = match mntr_value(&theirs, "zk_server_state").as_deref() {
+            Some("observer") => "observing - broadcast",
+            _ => "following - broadcast",
+        };
+        assert_peer_state(&theirs, expected);
         for key in LEADER_ONLY_KEYS {
             assert!(
                 mntr_value(&theirs, key).is_none(),

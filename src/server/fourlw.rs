@@ -293,6 +293,9 @@ fn monitor(shared: &Shared, out: &mut String) {
     };
     line("version", &crate::ZOOKEEPER_VERSION);
     line("server_state", &shared.mode());
+    if let Some(state) = peer_state(shared.mode()) {
+        line("peer_state", &state);
+    }
     line("avg_latency", &java_average(avg));
     line("max_latency", &max);
     line("min_latency", &min);
@@ -349,6 +352,18 @@ fn monitor(shared: &Shared, out: &mut String) {
         line("last_proposal_size", &figures.proposal_sizes.last);
         line("max_proposal_size", &figures.proposal_sizes.max);
         line("min_proposal_size", &figures.proposal_sizes.min);
+    }
+}
+
+/// Apache's detailed peer state, printed by quorum members only (not
+/// standalone, not a read-only server). A member that answers `mntr` has
+/// finished synchronising with its leader, so it is in Zab's broadcast phase.
+fn peer_state(mode: &str) -> Option<&'static str> {
+    match mode {
+        "leader" => Some("leading - broadcast"),
+        "follower" => Some("following - broadcast"),
+        "observer" => Some("observing - broadcast"),
+        _ => None,
     }
 }
 
