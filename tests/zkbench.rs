@@ -100,6 +100,13 @@ fn assert_clean_run(output: &Output, report: &Value, ops: u64) {
         "percentiles out of order: {percentiles:?}"
     );
     assert!(number(report, "/client_cpu/us_per_op") > 0.0, "{report:#}");
+    // The host's busy cores count zkBench's own, so they are never zero.
+    let cores = number(report, "/host_cpu/cores");
+    let busy = number(report, "/host_cpu/busy_cores");
+    assert!(
+        cores >= 1.0 && busy > 0.0 && busy <= cores + 0.01,
+        "{report:#}"
+    );
     assert_eq!(count(report, "/setup/errors"), 0, "{report:#}");
     assert_eq!(count(report, "/cleanup/errors"), 0, "{report:#}");
     assert!(report["cleanup"]["abandoned"].is_null(), "{report:#}");

@@ -86,6 +86,65 @@ fn parse_proc_stat(stat: &str, ticks_per_second: u64) -> Option<CpuTime> {
     })
 }
 
+/// The whole machine's CPU time so far, from the first line of `/proc/stat`:
+/// busy (everything but idle and iowait) and all, in clock ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostTicks {
+    busy: u64,
+    total: u64,
+}
+
+/// The machine's CPU time so far; `None` where `/proc/stat` is unreadable.
+pub fn host() -> Option<HostTicks> {
+    parse_host_stat(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// `cpu  user nice system idle iowait irq softirq steal ...` (guest time is
+/// already counted in user and nice).
+fn parse_host_stat(stat: &str) -> Option<HostTicks> {
+    let line = stat.lines().next()?;
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let ticks: Vec<u64> = fields
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some(HostTicks {
+        busy: total.checked_sub(idle)?,
+        total,
+    })
+}
+
+/// How busy the machine was over a phase, in the report: a host whose every
+/// core was busy bounds the figures by itself, whatever the server could do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HostUse {
+    /// Cores kept busy on average, by any process.
+    pub busy_cores: f64,
+    pub cores: usize,
+}
+
+impl HostUse {
+    /// Between two readings, on a machine with `cores` cores.
+    pub fn between(before: HostTicks, after: HostTicks, cores: usize) -> Option<HostUse> {
+        let total = after.total.checked_sub(before.total)?;
+        let busy = after.busy.checked_sub(before.busy)?;
+        (total > 0).then(|| HostUse {
+            busy_cores: busy as f64 / total as f64 * cores as f64,
+            cores,
+        })
+    }
+
+    /// At least nine tenths of every core busy: the run measured the machine.
+    pub fn saturated(&self) -> bool {
+        self.busy_cores >= 0.9 * self.cores as f64
+    }
+}
+
 /// CPU time over a phase, in the report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CpuUse {
@@ -121,6 +180,20 @@ impl CpuUse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_busy_time_leaves_out_idle_and_iowait() {
+        let before = parse_host_stat("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n").unwrap();
+        let after = parse_host_stat("cpu  250 0 150 850 50 0 0 0 0 0\n").unwrap();
+        // 250 busy ticks of 300: five sixths of two cores.
+        let used = HostUse::between(before, after, 2).unwrap();
+        assert!((used.busy_cores - 5.0 / 3.0).abs() < 1e-9, "{used:?}");
+        assert!(!used.saturated());
+        let busier = parse_host_stat("cpu  400 0 280 860 50 0 0 0 0 0\n").unwrap();
+        assert!(HostUse::between(after, busier, 2).unwrap().saturated());
+        assert_eq!(parse_host_stat("intr 1 2 3\n"), None);
+        assert_eq!(HostUse::between(after, after, 2), None);
+    }
 
     #[test]
     fn proc_stat_fields_are_counted_after_the_name() {

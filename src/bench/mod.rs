@@ -264,6 +264,7 @@ pub async fn run(
         )
     };
 
+    let host_before = cpu::host();
     let cpu_before = cpu::own().ok();
     let servers_before: Vec<Option<CpuTime>> = config
         .server_pids
@@ -277,6 +278,11 @@ pub async fn run(
         _ => CpuUse::default(),
     };
     let server_cpu = server_cpu_use(&config.server_pids, &servers_before, measured.ops, wall);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let host_cpu = match (host_before, cpu::host()) {
+        (Some(before), Some(after)) => cpu::HostUse::between(before, after, cores),
+        _ => None,
+    };
 
     let cleanup = if config.keep {
         None
@@ -328,6 +334,7 @@ pub async fn run(
         measured,
         client_cpu,
         server_cpu,
+        host_cpu,
         cleanup,
     })
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::cpu::CpuUse;
+use super::cpu::{CpuUse, HostUse};
 use super::stats::{Latency, OpSummary};
 
 /// The command's own name in reports.
@@ -87,6 +87,9 @@ pub struct Report {
     /// The processes named with `--server-pid`, over the measured phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu: Option<CpuUse>,
+    /// The whole machine over the measured phase (Linux).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_cpu: Option<HostUse>,
     /// None with `--keep`.
     pub cleanup: Option<Housekeeping>,
 }
@@ -197,6 +200,19 @@ impl Report {
                     out,
                     "             zkBench used {:.0}% of the server's CPU per op",
                     100.0 * self.client_cpu.us_per_op / server.us_per_op
+                );
+            }
+        }
+        if let Some(host) = &self.host_cpu {
+            let _ = writeln!(
+                out,
+                "host CPU     {:.2} of {} cores busy",
+                host.busy_cores, host.cores
+            );
+            if host.saturated() {
+                let _ = writeln!(
+                    out,
+                    "             every core was busy: these figures are this machine's limit, not only the server's; run {TOOL} on another host to measure the server alone"
                 );
             }
         }
