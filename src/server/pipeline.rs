@@ -8,7 +8,6 @@
 //! the next batch, so throughput grows with the number of concurrent writers.
 //! Nothing here knows about sockets.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -76,196 +75,108 @@ pub async fn submit(shared: &Shared, txn: Txn, origin: Option<ConnId>) -> Option
     propose(shared, txn, origin).await?.await.ok()
 }
 
-/// Work for the journal thread.
-enum JournalWork {
-    /// Proposals to append and make durable, in order.
-    Append(Vec<Proposal>),
-    /// Drop log entries a durable snapshot covers.
-    PurgeThrough(u64),
-}
-
-/// A batch the journal made durable, on its way to be applied.
-struct DurableBatch {
-    proposals: Vec<Proposal>,
-    /// The log index of the batch's last transaction.
-    last_index: u64,
-}
-
-/// Runs the standalone write pipeline in two stages, so that the disk never
-/// waits for the tree:
-///
-/// - the journal thread appends each batch and fsyncs it (group commit: it
-///   merges every batch that queued up during the previous fsync);
-/// - this task forwards proposals to it and applies the batches it made
-///   durable, in order, while the journal thread is already syncing the next.
-///
-/// A transaction is applied (and so visible to readers) only once durable.
 pub async fn run(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Proposal>,
-    journal: Journal,
+    mut journal: Journal,
     mut snapshotter: Snapshotter,
 ) {
-    let mut last_applied = journal.last_index();
-    let (work_tx, work_rx) = std::sync::mpsc::channel();
-    let (durable_tx, mut durable_rx) = mpsc::unbounded_channel();
-    let journal_shared = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("zk-journal".into())
-        .spawn(move || journal_loop(&journal_shared, journal, &work_rx, &durable_tx));
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "the journal thread could not be started; exiting");
-        std::process::exit(71);
-    }
-    let mut work_tx = Some(work_tx);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        tokio::select! {
-            // Applying first answers writers sooner and frees the tree lock.
-            biased;
-            durable = durable_rx.recv() => match durable {
-                Some(durable) => {
-                    last_applied = durable.last_index;
-                    apply_batch(&shared, &mut snapshotter, durable);
-                }
-                // The journal thread has finished every batch it was given.
-                None => break,
-            },
-            received = rx.recv_many(&mut batch, MAX_BATCH), if work_tx.is_some() => {
-                let sent = work_tx
-                    .as_ref()
-                    .is_some_and(|tx| tx.send(JournalWork::Append(std::mem::take(&mut batch))).is_ok());
-                if received == 0 || !sent {
-                    // No proposal will come any more: the journal thread
-                    // drains what it holds, then closes `durable_rx`.
-                    work_tx = None;
-                }
-                batch.reserve(MAX_BATCH);
-            }
+        let received = tokio::select! {
+            received = rx.recv_many(&mut batch, MAX_BATCH) => received,
             _ = shared.stop_pipeline.notified() => {
                 // Refuse new proposals, finish the ones already queued.
                 rx.close();
+                continue;
             }
             _ = shared.purge_requested.notified() => {
                 let retain = shared.options.config.autopurge_snap_retain_count as usize;
-                if let (Some(covered), Some(tx)) = (snapshotter.purge(retain), work_tx.as_ref()) {
-                    let _ = tx.send(JournalWork::PurgeThrough(covered));
+                if let Some(covered) = snapshotter.purge(retain) {
+                    if let Err(e) = tokio::task::block_in_place(|| journal.purge_through(covered)) {
+                        warn!(error = %e, "purging the transaction log failed");
+                    }
+                }
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
+        let txns: Vec<&Txn> = batch.iter().map(|p| &p.txn).collect();
+        // The fsync blocks this thread, not the runtime's other tasks.
+        let written = tokio::task::block_in_place(|| journal.append_durably(&txns));
+        drop(txns);
+        match written {
+            Ok(()) => {
+                if shared
+                    .stats
+                    .disk_full
+                    .swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::info!("the transaction log accepts writes again");
                 }
             }
+            Err(StorageError::DiskFull { path }) => {
+                if !shared
+                    .stats
+                    .disk_full
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    warn!(
+                        file = %path.display(),
+                        "disk full: refusing writes until space is freed; reads and sessions are still served"
+                    );
+                }
+                shared
+                    .stats
+                    .writes_refused
+                    .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                for proposal in batch.drain(..) {
+                    let _ = proposal.done.send(Err(Refused::DiskFull));
+                }
+                continue;
+            }
+            Err(e) => {
+                // What reached the disk is unknown: stop, and let a restart
+                // recover from what the disk really holds. Writes in this
+                // batch were never acknowledged.
+                tracing::error!(error = %e, "the transaction log failed; exiting");
+                std::process::exit(74);
+            }
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        {
+            let mut tree = shared.tree_mut();
+            let mut hub = shared.hub();
+            for proposal in batch.drain(..) {
+                let applied = tree.apply(&proposal.txn);
+                dispatch_events(&shared, &mut hub, &applied);
+                if applied.result == TxnResult::SessionClosed {
+                    end_session(&shared, &mut hub, proposal.txn.session_id, proposal.origin);
+                }
+                outcomes.push((proposal.done, applied));
+            }
+            snapshotter.after_apply(
+                &tree,
+                outcomes.len() as u64,
+                journal.last_index(),
+                shared.clock.wall_ms(),
+            );
+        }
+        // Writers hear back only after the batch's events are queued, so a
+        // client always sees a watch event before the reply that shows it the
+        // new state.
+        for (done, applied) in outcomes {
+            let _ = done.send(Ok(applied));
         }
     }
     // A snapshot at a clean stop makes the next start a snapshot load
     // rather than a long replay.
+    let last_index = journal.last_index();
     let now = shared.clock.wall_ms();
-    tokio::task::block_in_place(|| snapshotter.final_snapshot(&shared.tree(), last_applied, now));
+    tokio::task::block_in_place(|| snapshotter.final_snapshot(&shared.tree(), last_index, now));
     debug!("write pipeline stopped");
-}
-
-/// The journal thread: appends and syncs until the pipeline stops sending.
-fn journal_loop(
-    shared: &Shared,
-    mut journal: Journal,
-    work: &std::sync::mpsc::Receiver<JournalWork>,
-    durable: &mpsc::UnboundedSender<DurableBatch>,
-) {
-    let mut pending = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = work.recv() {
-        let mut next = Some(first);
-        // Everything that queued up during the last sync goes into one batch.
-        while let Some(item) = next.take().or_else(|| work.try_recv().ok()) {
-            match item {
-                JournalWork::Append(mut proposals) => pending.append(&mut proposals),
-                JournalWork::PurgeThrough(covered) => {
-                    if let Err(e) = journal.purge_through(covered) {
-                        warn!(error = %e, "purging the transaction log failed");
-                    }
-                }
-            }
-        }
-        if pending.is_empty() {
-            continue;
-        }
-        if !append(shared, &mut journal, &mut pending) {
-            continue;
-        }
-        let batch = DurableBatch {
-            proposals: std::mem::replace(&mut pending, Vec::with_capacity(MAX_BATCH)),
-            last_index: journal.last_index(),
-        };
-        if durable.send(batch).is_err() {
-            break;
-        }
-    }
-    debug!("journal thread stopped");
-}
-
-/// Appends the batch durably. False when the disk is full: the batch was
-/// refused (and emptied), and writes resume once space is freed.
-fn append(shared: &Shared, journal: &mut Journal, batch: &mut Vec<Proposal>) -> bool {
-    let txns: Vec<&Txn> = batch.iter().map(|p| &p.txn).collect();
-    let written = journal.append_durably(&txns);
-    drop(txns);
-    match written {
-        Ok(()) => {
-            if shared.stats.disk_full.swap(false, Relaxed) {
-                tracing::info!("the transaction log accepts writes again");
-            }
-            true
-        }
-        Err(StorageError::DiskFull { path }) => {
-            if !shared.stats.disk_full.swap(true, Relaxed) {
-                warn!(
-                    file = %path.display(),
-                    "disk full: refusing writes until space is freed; reads and sessions are still served"
-                );
-            }
-            shared
-                .stats
-                .writes_refused
-                .fetch_add(batch.len() as u64, Relaxed);
-            for proposal in batch.drain(..) {
-                let _ = proposal.done.send(Err(Refused::DiskFull));
-            }
-            false
-        }
-        Err(e) => {
-            // What reached the disk is unknown: stop, and let a restart
-            // recover from what the disk really holds. Writes in this
-            // batch were never acknowledged.
-            tracing::error!(error = %e, "the transaction log failed; exiting");
-            std::process::exit(74);
-        }
-    }
-}
-
-/// Applies a durable batch under one hold of the tree lock, then answers its
-/// writers.
-fn apply_batch(shared: &Shared, snapshotter: &mut Snapshotter, durable: DurableBatch) {
-    let mut outcomes = Vec::with_capacity(durable.proposals.len());
-    {
-        let mut tree = shared.tree_mut();
-        let mut hub = shared.hub();
-        for proposal in durable.proposals {
-            let applied = tree.apply(&proposal.txn);
-            dispatch_events(shared, &mut hub, &applied);
-            if applied.result == TxnResult::SessionClosed {
-                end_session(shared, &mut hub, proposal.txn.session_id, proposal.origin);
-            }
-            outcomes.push((proposal.done, applied));
-        }
-        snapshotter.after_apply(
-            &tree,
-            outcomes.len() as u64,
-            durable.last_index,
-            shared.clock.wall_ms(),
-        );
-    }
-    // Writers hear back only after the batch's events are queued, so a
-    // client always sees a watch event before the reply that shows it the
-    // new state.
-    for (done, applied) in outcomes {
-        let _ = done.send(Ok(applied));
-    }
 }
 
 /// Queues the watch events an applied transaction triggers.
