@@ -86,7 +86,7 @@ impl<'a> FrozenNode<'a> {
     }
 
     pub fn kind(&self) -> NodeKind {
-        NodeKind::of_owner(self.tree.nodes.get(self.id).ephemeral_owner)
+        NodeKind::of_owner(self.tree.nodes.get(self.id).ephemeral_owner())
     }
 
     pub fn num_children(&self) -> usize {

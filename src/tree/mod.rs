@@ -337,7 +337,8 @@ impl DataTree {
         if self.store.lookup(&full_path).is_some() {
             return Err(ErrorCode::NodeExists);
         }
-        if let NodeKind::Ephemeral(_) = NodeKind::of_owner(self.store.get(parent).ephemeral_owner) {
+        if let NodeKind::Ephemeral(_) = NodeKind::of_owner(self.store.get(parent).ephemeral_owner())
+        {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         self.check_quota(&full_path, len_i64(&op.data), 1)?;
@@ -362,7 +363,7 @@ impl DataTree {
         self.save_stat(parent, cx);
         let parent_node = self.store.get_mut(parent);
         parent_node.cversion = parent_node.cversion.wrapping_add(1);
-        parent_node.pzxid = cx.zxid;
+        parent_node.set_pzxid(cx.zxid);
         self.attach_node(id);
         cx.journal.push(Undo::Attached(id));
         self.approximate_data_size += java_length(&full_path) as i64 + len_i64(&op.data);
@@ -429,9 +430,9 @@ impl DataTree {
         if node.num_children() > 0 {
             return Err(ErrorCode::NotEmpty);
         }
-        let qualifies = match NodeKind::of_owner(node.ephemeral_owner) {
+        let qualifies = match NodeKind::of_owner(node.ephemeral_owner()) {
             NodeKind::Container => !ttl,
-            NodeKind::Ttl(ttl_ms) => ttl && is_expired(node.mtime, ttl_ms, cx.time_ms),
+            NodeKind::Ttl(ttl_ms) => ttl && is_expired(node.mtime(), ttl_ms, cx.time_ms),
             _ => false,
         };
         if !qualifies {
@@ -460,8 +461,7 @@ impl DataTree {
         cx.journal.push(Undo::Bytes { id, bytes: old });
         let node = self.store.get_mut(id);
         node.version = new_version;
-        node.mtime = cx.time_ms;
-        node.mzxid = cx.zxid;
+        node.set_modified(cx.zxid, cx.time_ms);
         self.approximate_data_size += new_len - old_len;
         if let Some(prefix) = self.quota_prefix(path) {
             self.add_quota_usage(&prefix, 0, new_len - old_len, &mut cx.journal);
@@ -537,8 +537,8 @@ impl DataTree {
         let parent = self.store.get(id).parent();
         self.save_stat(parent, cx);
         let parent_node = self.store.get_mut(parent);
-        if cx.zxid > parent_node.pzxid {
-            parent_node.pzxid = cx.zxid;
+        if cx.zxid > parent_node.pzxid() {
+            parent_node.set_pzxid(cx.zxid);
         }
         let node_acl = Arc::clone(self.node_acl(id));
         let data_len = len_i64(self.store.get(id).data());
@@ -595,7 +595,7 @@ impl DataTree {
     fn register(&mut self, id: NodeId) {
         let node = self.store.get(id);
         self.acls.add_user(node.acl);
-        match NodeKind::of_owner(node.ephemeral_owner) {
+        match NodeKind::of_owner(node.ephemeral_owner()) {
             NodeKind::Persistent => {}
             NodeKind::Ephemeral(session) => {
                 self.ephemerals.entry(session).or_default().insert(id);
@@ -617,7 +617,7 @@ impl DataTree {
     fn unregister(&mut self, id: NodeId) {
         let node = self.store.get(id);
         self.acls.remove_user(node.acl);
-        match NodeKind::of_owner(node.ephemeral_owner) {
+        match NodeKind::of_owner(node.ephemeral_owner()) {
             NodeKind::Persistent => {}
             NodeKind::Ephemeral(session) => {
                 if let Some(ids) = self.ephemerals.get_mut(&session) {
@@ -989,7 +989,7 @@ impl DataTree {
                 continue;
             }
             let due = node.cversion > 0
-                || never_used.is_some_and(|ms| now_ms.saturating_sub(node.mtime) > ms);
+                || never_used.is_some_and(|ms| now_ms.saturating_sub(node.mtime()) > ms);
             if due {
                 candidates.push(TxnOp::DeleteContainer {
                     path: self.store.path_of(id),
@@ -1001,8 +1001,8 @@ impl DataTree {
             if node.num_children() > 0 {
                 continue;
             }
-            if let NodeKind::Ttl(ttl_ms) = NodeKind::of_owner(node.ephemeral_owner) {
-                if is_expired(node.mtime, ttl_ms, now_ms) {
+            if let NodeKind::Ttl(ttl_ms) = NodeKind::of_owner(node.ephemeral_owner()) {
+                if is_expired(node.mtime(), ttl_ms, now_ms) {
                     candidates.push(TxnOp::DeleteExpiredTtl {
                         path: self.store.path_of(id),
                     });
@@ -1126,8 +1126,7 @@ impl DataTree {
         self.approximate_data_size += len_i64(data) - old_len;
         let node = self.store.get_mut(id);
         node.version = -1;
-        node.mzxid = config_version;
-        node.mtime = time_ms;
+        node.set_modified(config_version, time_ms);
     }
 
     fn stat_of(&self, id: NodeId) -> Stat {
@@ -1135,16 +1134,16 @@ impl DataTree {
         let num_children = i32::try_from(node.num_children()).unwrap_or(i32::MAX);
         Stat {
             czxid: node.czxid,
-            mzxid: node.mzxid,
+            mzxid: node.mzxid(),
             ctime: node.ctime,
-            mtime: node.mtime,
+            mtime: node.mtime(),
             version: node.version,
             cversion: node.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: node.aversion,
-            ephemeral_owner: ephemeral::visible_owner(node.ephemeral_owner),
+            ephemeral_owner: ephemeral::visible_owner(node.ephemeral_owner()),
             data_length: i32::try_from(node.data().len()).unwrap_or(i32::MAX),
             num_children,
-            pzxid: node.pzxid,
+            pzxid: node.pzxid(),
         }
     }
 }
@@ -1172,7 +1171,7 @@ impl<'a> NodeRef<'a> {
     }
 
     pub fn kind(&self) -> NodeKind {
-        NodeKind::of_owner(self.tree.store.get(self.id).ephemeral_owner)
+        NodeKind::of_owner(self.tree.store.get(self.id).ephemeral_owner())
     }
 
     /// The node's ACL, shared with every node that has the same list.
