@@ -361,7 +361,7 @@ impl DataTree {
             .alloc(parent, name, &op.data, acl_ref, &stat)
             .map_err(|_| ErrorCode::SystemError)?;
         self.save_stat(parent, cx);
-        let parent_node = self.store.get_mut(parent);
+        let mut parent_node = self.store.get_mut(parent);
         parent_node.cversion = parent_node.cversion.wrapping_add(1);
         parent_node.set_pzxid(cx.zxid);
         self.attach_node(id);
@@ -459,7 +459,7 @@ impl DataTree {
         self.save_stat(id, cx);
         let old = self.store.set_data(id, data);
         cx.journal.push(Undo::Bytes { id, bytes: old });
-        let node = self.store.get_mut(id);
+        let mut node = self.store.get_mut(id);
         node.version = new_version;
         node.set_modified(cx.zxid, cx.time_ms);
         self.approximate_data_size += new_len - old_len;
@@ -536,7 +536,7 @@ impl DataTree {
     fn remove_node(&mut self, id: NodeId, path: &str, cx: &mut Apply<'_>) {
         let parent = self.store.get(id).parent();
         self.save_stat(parent, cx);
-        let parent_node = self.store.get_mut(parent);
+        let mut parent_node = self.store.get_mut(parent);
         if cx.zxid > parent_node.pzxid() {
             parent_node.set_pzxid(cx.zxid);
         }
@@ -1064,7 +1064,7 @@ impl DataTree {
         if let Some(id) = self.store.lookup(path) {
             self.unregister(id);
             self.store.set_data(id, data);
-            let node = self.store.get_mut(id);
+            let mut node = self.store.get_mut(id);
             node.set_persisted(&stat);
             node.acl = acl_ref;
             self.register(id);
@@ -1124,7 +1124,7 @@ impl DataTree {
         let old_len = len_i64(self.store.get(id).data());
         self.store.set_data(id, data);
         self.approximate_data_size += len_i64(data) - old_len;
-        let node = self.store.get_mut(id);
+        let mut node = self.store.get_mut(id);
         node.version = -1;
         node.set_modified(config_version, time_ms);
     }

@@ -103,7 +103,7 @@ impl Restorer<'_> {
         };
         tree.unregister(id);
         tree.store.set_data(id, data);
-        let node = tree.store.get_mut(id);
+        let mut node = tree.store.get_mut(id);
         node.set_persisted(&stat);
         node.acl = acl_ref;
         tree.register(id);

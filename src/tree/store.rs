@@ -2,22 +2,27 @@
 //! kept as an intrusive doubly linked list, and one open-addressing hash index
 //! from `(parent id, child name)` to the child's id.
 //!
-//! The layout is chosen for memory: a node's name and data share one heap
-//! allocation with the stat fields that differ from their usual values (a
-//! node written once and childless keeps none of them), nothing stores a
-//! full path, and the lookup index costs about
-//! eight bytes per node (a 4-byte slot at no more than 3/4 load). A slot
-//! holds the node id in its low [`ID_BITS`] bits and a few more bits of its
-//! key's hash above them, so that probing past other keys rarely touches the
-//! nodes themselves: a lookup costs about one cache miss per path component
-//! that misses, two that hit. Growing the index and removing from it rehash
+//! The layout is chosen for memory: a node is 64 bytes; its name, data and
+//! the stat fields that differ from their usual values (a node written once
+//! and childless keeps none of them) form one record in its chunk's byte
+//! arena, so a node costs no heap allocation of its own (no allocator
+//! header, no rounding to a size class, no holes left between long-lived
+//! nodes by short-lived buffers). A record that changes size is written anew
+//! at the arena's end; the chunk compacts its arena when the garbage exceeds
+//! the live records. Nothing stores a full path, and the lookup index costs
+//! about eight bytes per node (a 4-byte slot at no more than 3/4 load). A
+//! slot holds the node id in its low [`ID_BITS`] bits and a few more bits of
+//! its key's hash above them, so that probing past other keys rarely touches
+//! the nodes themselves: a lookup costs about one cache miss per path
+//! component that misses, two that hit. Growing the index and removing from it rehash
 //! keys from the nodes. Paths are resolved component by component; full paths
 //! are rebuilt from parent links only where one is needed.
 //!
-//! The slab is a list of reference-counted chunks of [`CHUNK_NODES`] nodes,
-//! copied on write: [`NodeStore::freeze`] shares every chunk with a
-//! read-only [`Slab`] in time proportional to the number of chunks, and the
-//! first change to a shared chunk afterwards copies that chunk alone. A
+//! The slab is a list of reference-counted chunks of [`CHUNK_NODES`] nodes
+//! and their arena, copied on write: [`NodeStore::freeze`] shares every
+//! chunk with a read-only [`Slab`] in time proportional to the number of
+//! chunks, and the first change to a shared chunk afterwards copies that
+//! chunk alone. A
 //! snapshot can thus be serialized from a consistent view while writers go on.
 
 use std::collections::hash_map::RandomState;
@@ -51,7 +56,7 @@ pub(crate) const CHUNK_NODES: usize = 512;
 const CHUNK_SHIFT: u32 = CHUNK_NODES.trailing_zeros();
 const CHUNK_MASK: NodeId = (CHUNK_NODES - 1) as NodeId;
 
-/// One znode: 72 bytes plus its record (see [`Rare`]). The stat fields
+/// One znode: 64 bytes plus its record in the chunk's arena (see [`Rare`]). The stat fields
 /// are stored flat (not as a nested struct) so that the compiler can pack
 /// the `u32` fields without padding.
 #[derive(Debug, Clone)]
@@ -73,10 +78,12 @@ pub(crate) struct Node {
     prev_sibling: NodeId,
     num_children: u32,
     name_len: u32,
-    /// The record: a flags byte, the [`Rare`] fields that differ from their
-    /// usual values (8 bytes each, in flag order), the name's UTF-8 bytes,
-    /// then the data. Empty for a free slot.
-    bytes: Box<[u8]>,
+    /// Where the node's record is in its chunk's arena, and its length (0
+    /// for a free slot). The record: a flags byte, the [`Rare`] fields that
+    /// differ from their usual values (8 bytes each, in flag order), the
+    /// name's UTF-8 bytes, then the data.
+    at: u32,
+    len: u32,
 }
 
 /// Stat fields that usually equal another: `mzxid` and `pzxid` equal
@@ -158,8 +165,34 @@ fn record(flags: u8, rare: &Rare, name: &[u8], data: &[u8]) -> Box<[u8]> {
 }
 
 impl Node {
+    pub(crate) fn parent(&self) -> NodeId {
+        self.parent
+    }
+
+    pub(crate) fn num_children(&self) -> u32 {
+        self.num_children
+    }
+}
+
+/// A node with its record, as read from the slab. Dereferences to the
+/// node's fixed fields.
+#[derive(Clone, Copy)]
+pub(crate) struct NodeRef<'a> {
+    node: &'a Node,
+    record: &'a [u8],
+}
+
+impl std::ops::Deref for NodeRef<'_> {
+    type Target = Node;
+
+    fn deref(&self) -> &Node {
+        self.node
+    }
+}
+
+impl<'a> NodeRef<'a> {
     fn flags(&self) -> u8 {
-        self.bytes.first().copied().unwrap_or(0)
+        self.record.first().copied().unwrap_or(0)
     }
 
     /// Where the name starts: after the flags byte and the kept fields.
@@ -174,20 +207,20 @@ impl Node {
             return None;
         }
         let at = 1 + 8 * (flags & (flag - 1)).count_ones() as usize;
-        let raw: [u8; 8] = self.bytes.get(at..at + 8)?.try_into().ok()?;
+        let raw: [u8; 8] = self.record.get(at..at + 8)?.try_into().ok()?;
         Some(i64::from_le_bytes(raw))
     }
 
     pub(crate) fn mzxid(&self) -> i64 {
-        self.kept(HAS_MZXID).unwrap_or(self.czxid)
+        self.kept(HAS_MZXID).unwrap_or(self.node.czxid)
     }
 
     pub(crate) fn pzxid(&self) -> i64 {
-        self.kept(HAS_PZXID).unwrap_or(self.czxid)
+        self.kept(HAS_PZXID).unwrap_or(self.node.czxid)
     }
 
     pub(crate) fn mtime(&self) -> i64 {
-        self.kept(HAS_MTIME).unwrap_or(self.ctime)
+        self.kept(HAS_MTIME).unwrap_or(self.node.ctime)
     }
 
     /// Raw owner: a session id, [`super::ephemeral::CONTAINER_OWNER`], an
@@ -205,18 +238,82 @@ impl Node {
         }
     }
 
+    fn name_bytes(&self) -> &'a [u8] {
+        let start = self.name_start();
+        self.record
+            .get(start..start + self.node.name_len as usize)
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn name(&self) -> &'a str {
+        std::str::from_utf8(self.name_bytes()).unwrap_or_default()
+    }
+
+    pub(crate) fn data(&self) -> &'a [u8] {
+        self.record
+            .get(self.name_start() + self.node.name_len as usize..)
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn persisted(&self) -> PersistedStat {
+        let rare = self.rare();
+        PersistedStat {
+            czxid: self.node.czxid,
+            mzxid: rare.mzxid,
+            ctime: self.node.ctime,
+            mtime: rare.mtime,
+            version: self.node.version,
+            cversion: self.node.cversion,
+            aversion: self.node.aversion,
+            ephemeral_owner: rare.owner,
+            pzxid: rare.pzxid,
+        }
+    }
+}
+
+/// A node of a chunk the caller may change. Dereferences to the node's
+/// fixed fields; changes to its record go through its methods.
+pub(crate) struct NodeMut<'a> {
+    chunk: &'a mut Chunk,
+    slot: usize,
+}
+
+impl std::ops::Deref for NodeMut<'_> {
+    type Target = Node;
+
+    fn deref(&self) -> &Node {
+        &self.chunk.nodes[self.slot]
+    }
+}
+
+impl std::ops::DerefMut for NodeMut<'_> {
+    fn deref_mut(&mut self) -> &mut Node {
+        &mut self.chunk.nodes[self.slot]
+    }
+}
+
+impl NodeMut<'_> {
+    fn as_ref(&self) -> NodeRef<'_> {
+        self.chunk.node(self.slot)
+    }
+
     /// Changes the rare fields: in place when the record already keeps the
-    /// same ones, else by rebuilding it.
+    /// same ones, else by writing a new record.
     fn set_rare(&mut self, rare: Rare) {
-        let flags = rare.flags(self.czxid, self.ctime);
-        if flags == self.flags() && !self.bytes.is_empty() {
+        let (czxid, ctime) = (self.czxid, self.ctime);
+        let flags = rare.flags(czxid, ctime);
+        let current = self.as_ref();
+        if flags == current.flags() && !current.record.is_empty() {
+            let at = self.at as usize;
             for (i, value) in rare.kept(flags).enumerate() {
-                if let Some(slot) = self.bytes.get_mut(1 + 8 * i..9 + 8 * i) {
-                    slot.copy_from_slice(&value.to_le_bytes());
+                let start = at + 1 + 8 * i;
+                if let Some(field) = self.chunk.arena.get_mut(start..start + 8) {
+                    field.copy_from_slice(&value.to_le_bytes());
                 }
             }
         } else {
-            self.bytes = record(flags, &rare, self.name_bytes(), self.data());
+            let record = record(flags, &rare, current.name_bytes(), current.data());
+            self.chunk.write_record(self.slot, &record);
         }
     }
 
@@ -225,7 +322,7 @@ impl Node {
         let rare = Rare {
             mzxid,
             mtime,
-            ..self.rare()
+            ..self.as_ref().rare()
         };
         self.set_rare(rare);
     }
@@ -234,70 +331,134 @@ impl Node {
     pub(crate) fn set_pzxid(&mut self, pzxid: i64) {
         let rare = Rare {
             pzxid,
-            ..self.rare()
+            ..self.as_ref().rare()
         };
         self.set_rare(rare);
     }
 
-    fn name_bytes(&self) -> &[u8] {
-        let start = self.name_start();
-        self.bytes
-            .get(start..start + self.name_len as usize)
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        std::str::from_utf8(self.name_bytes()).unwrap_or_default()
-    }
-
-    pub(crate) fn data(&self) -> &[u8] {
-        self.bytes
-            .get(self.name_start() + self.name_len as usize..)
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn parent(&self) -> NodeId {
-        self.parent
-    }
-
-    pub(crate) fn num_children(&self) -> u32 {
-        self.num_children
-    }
-
-    pub(crate) fn persisted(&self) -> PersistedStat {
-        let rare = self.rare();
-        PersistedStat {
-            czxid: self.czxid,
-            mzxid: rare.mzxid,
-            ctime: self.ctime,
-            mtime: rare.mtime,
-            version: self.version,
-            cversion: self.cversion,
-            aversion: self.aversion,
-            ephemeral_owner: rare.owner,
-            pzxid: rare.pzxid,
-        }
+    pub(crate) fn pzxid(&self) -> i64 {
+        self.as_ref().pzxid()
     }
 
     pub(crate) fn set_persisted(&mut self, stat: &PersistedStat) {
-        // The record's kept fields are relative to czxid and ctime: rebuild
-        // it against the new ones.
         let rare = Rare {
             mzxid: stat.mzxid,
             pzxid: stat.pzxid,
             mtime: stat.mtime,
             owner: stat.ephemeral_owner,
         };
+        // The record's kept fields are relative to czxid and ctime: write
+        // it against the new ones.
         let flags = rare.flags(stat.czxid, stat.ctime);
-        if flags != self.flags() || stat.czxid != self.czxid || stat.ctime != self.ctime {
-            self.bytes = record(flags, &rare, self.name_bytes(), self.data());
+        let current = self.as_ref();
+        let record = record(flags, &rare, current.name_bytes(), current.data());
+        self.chunk.write_record(self.slot, &record);
+        let node = &mut **self;
+        node.czxid = stat.czxid;
+        node.ctime = stat.ctime;
+        node.version = stat.version;
+        node.cversion = stat.cversion;
+        node.aversion = stat.aversion;
+    }
+}
+
+/// Nodes per copy-on-write chunk and the arena holding their records.
+#[derive(Clone, Default)]
+pub(crate) struct Chunk {
+    nodes: Vec<Node>,
+    /// The nodes' records, back to back. A record that changes size is
+    /// written anew at the end and its old bytes become garbage, which
+    /// compaction reclaims.
+    arena: Vec<u8>,
+    garbage: usize,
+}
+
+/// A chunk's arena is compacted once its garbage exceeds this much and half
+/// its length, so the garbage costs at most as much as the live records.
+const COMPACT_AT_GARBAGE: usize = 4096;
+
+impl Chunk {
+    fn node(&self, slot: usize) -> NodeRef<'_> {
+        let node = &self.nodes[slot];
+        let at = node.at as usize;
+        NodeRef {
+            node,
+            record: self
+                .arena
+                .get(at..at + node.len as usize)
+                .unwrap_or_default(),
         }
-        self.czxid = stat.czxid;
-        self.ctime = stat.ctime;
-        self.set_rare(rare);
-        self.version = stat.version;
-        self.cversion = stat.cversion;
-        self.aversion = stat.aversion;
+    }
+
+    /// Replaces a node's record: in place when the length is the same,
+    /// else at the arena's end.
+    fn write_record(&mut self, slot: usize, record: &[u8]) {
+        let (at, len) = {
+            let node = &self.nodes[slot];
+            (node.at as usize, node.len as usize)
+        };
+        if len == record.len() {
+            if let Some(old) = self.arena.get_mut(at..at + len) {
+                old.copy_from_slice(record);
+                return;
+            }
+        }
+        self.garbage += len;
+        let at = self.append(record);
+        let node = &mut self.nodes[slot];
+        node.at = at;
+        node.len = record.len() as u32;
+        self.compact_if_wasteful();
+    }
+
+    /// Appends a record and returns its offset. The arena grows by an
+    /// eighth at a time rather than doubling, so that its spare capacity
+    /// stays small.
+    fn append(&mut self, record: &[u8]) -> u32 {
+        let needed = self.arena.len() + record.len();
+        if needed > self.arena.capacity() {
+            let step = record.len().max(self.arena.len() / 8);
+            self.arena.reserve_exact(step);
+        }
+        // Records are at most a frame (1 MiB) each and the arena at most
+        // twice its live records, far below 4 GiB per chunk.
+        let at = u32::try_from(self.arena.len()).unwrap_or(u32::MAX);
+        self.arena.extend_from_slice(record);
+        at
+    }
+
+    /// Frees a node's record (its slot joins the free list).
+    fn drop_record(&mut self, slot: usize) {
+        let node = &mut self.nodes[slot];
+        self.garbage += node.len as usize;
+        node.at = 0;
+        node.len = 0;
+        self.compact_if_wasteful();
+    }
+
+    fn compact_if_wasteful(&mut self) {
+        if self.garbage < COMPACT_AT_GARBAGE || self.garbage * 2 < self.arena.len() {
+            return;
+        }
+        let live = self.arena.len() - self.garbage;
+        let mut arena = Vec::with_capacity(live);
+        for node in &mut self.nodes {
+            let at = node.at as usize;
+            let record = self
+                .arena
+                .get(at..at + node.len as usize)
+                .unwrap_or_default();
+            node.at = u32::try_from(arena.len()).unwrap_or(u32::MAX);
+            arena.extend_from_slice(record);
+        }
+        self.arena = arena;
+        self.garbage = 0;
+    }
+
+    /// Gives back the arena's spare capacity, once the chunk is full and
+    /// new nodes go elsewhere.
+    fn settle(&mut self) {
+        self.arena.shrink_to_fit();
     }
 }
 
@@ -327,19 +488,22 @@ pub(crate) struct StoreFull;
 /// chunk.
 #[derive(Clone, Default)]
 pub(crate) struct Slab {
-    chunks: Vec<Arc<Vec<Node>>>,
+    chunks: Vec<Arc<Chunk>>,
     len: usize,
 }
 
 impl Slab {
-    pub(crate) fn get(&self, id: NodeId) -> &Node {
-        &self.chunks[(id >> CHUNK_SHIFT) as usize][(id & CHUNK_MASK) as usize]
+    pub(crate) fn get(&self, id: NodeId) -> NodeRef<'_> {
+        self.chunks[(id >> CHUNK_SHIFT) as usize].node((id & CHUNK_MASK) as usize)
     }
 
     /// The node, copying its chunk first if a frozen view shares it.
-    fn get_mut(&mut self, id: NodeId) -> &mut Node {
+    fn get_mut(&mut self, id: NodeId) -> NodeMut<'_> {
         let chunk = &mut self.chunks[(id >> CHUNK_SHIFT) as usize];
-        &mut Arc::make_mut(chunk)[(id & CHUNK_MASK) as usize]
+        NodeMut {
+            chunk: Arc::make_mut(chunk),
+            slot: (id & CHUNK_MASK) as usize,
+        }
     }
 
     /// Slots allocated, free or not.
@@ -347,12 +511,21 @@ impl Slab {
         self.len
     }
 
-    fn push(&mut self, node: Node) {
+    fn push(&mut self, mut node: Node, record: &[u8]) {
         if self.len % CHUNK_NODES == 0 {
-            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK_NODES)));
+            self.chunks.push(Arc::new(Chunk {
+                nodes: Vec::with_capacity(CHUNK_NODES),
+                ..Chunk::default()
+            }));
         }
         if let Some(last) = self.chunks.last_mut() {
-            Arc::make_mut(last).push(node);
+            let chunk = Arc::make_mut(last);
+            node.at = chunk.append(record);
+            node.len = record.len() as u32;
+            chunk.nodes.push(node);
+            if chunk.nodes.len() == CHUNK_NODES {
+                chunk.settle();
+            }
             self.len += 1;
         }
     }
@@ -373,7 +546,7 @@ impl Slab {
             chunks: self
                 .chunks
                 .iter()
-                .map(|chunk| Arc::new(Vec::clone(chunk)))
+                .map(|chunk| Arc::new(Chunk::clone(chunk)))
                 .collect(),
             len: self.len,
         }
@@ -400,7 +573,7 @@ pub(crate) struct NodeStore {
 impl NodeStore {
     /// A store holding only a root with the given stat and ACL.
     pub(crate) fn new(root_stat: &PersistedStat, root_acl: AclRef) -> NodeStore {
-        let mut root = Node {
+        let root = Node {
             czxid: 0,
             ctime: 0,
             version: 0,
@@ -413,11 +586,12 @@ impl NodeStore {
             prev_sibling: NIL,
             num_children: 0,
             name_len: 0,
-            bytes: record(0, &Rare::default_for(0, 0), b"", b""),
+            at: 0,
+            len: 0,
         };
-        root.set_persisted(root_stat);
         let mut nodes = Slab::default();
-        nodes.push(root);
+        nodes.push(root, &record(0, &Rare::default_for(0, 0), b"", b""));
+        nodes.get_mut(ROOT).set_persisted(root_stat);
         NodeStore {
             nodes,
             free_head: NIL,
@@ -433,11 +607,11 @@ impl NodeStore {
         self.live
     }
 
-    pub(crate) fn get(&self, id: NodeId) -> &Node {
+    pub(crate) fn get(&self, id: NodeId) -> NodeRef<'_> {
         self.nodes.get(id)
     }
 
-    pub(crate) fn get_mut(&mut self, id: NodeId) -> &mut Node {
+    pub(crate) fn get_mut(&mut self, id: NodeId) -> NodeMut<'_> {
         self.nodes.get_mut(id)
     }
 
@@ -503,12 +677,12 @@ impl NodeStore {
             owner: stat.ephemeral_owner,
         };
         let flags = rare.flags(stat.czxid, stat.ctime);
-        let mut node = Node {
+        let node = Node {
             czxid: stat.czxid,
             ctime: stat.ctime,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
+            version: stat.version,
+            cversion: stat.cversion,
+            aversion: stat.aversion,
             acl,
             parent,
             first_child: NIL,
@@ -516,20 +690,23 @@ impl NodeStore {
             prev_sibling: NIL,
             num_children: 0,
             name_len: u32::try_from(name.len()).map_err(|_| StoreFull)?,
-            bytes: record(flags, &rare, name.as_bytes(), data),
+            at: 0,
+            len: 0,
         };
-        node.set_persisted(stat);
+        let record = record(flags, &rare, name.as_bytes(), data);
         let id = if self.free_head != NIL {
             let id = self.free_head;
             self.free_head = self.get(id).next_sibling;
-            *self.get_mut(id) = node;
+            let mut slot = self.get_mut(id);
+            *slot = node;
+            slot.chunk.write_record(slot.slot, &record);
             id
         } else {
             let id = NodeId::try_from(self.nodes.len())
                 .ok()
                 .filter(|&id| id <= ID_MASK)
                 .ok_or(StoreFull)?;
-            self.nodes.push(node);
+            self.nodes.push(node, &record);
             id
         };
         self.live += 1;
@@ -539,8 +716,8 @@ impl NodeStore {
     /// Returns a detached node's slot to the free list.
     pub(crate) fn free(&mut self, id: NodeId) {
         let next_free = self.free_head;
-        let node = self.get_mut(id);
-        node.bytes = Box::default();
+        let mut node = self.get_mut(id);
+        node.chunk.drop_record(node.slot);
         node.name_len = FREE_SLOT;
         node.first_child = NIL;
         node.num_children = 0;
@@ -562,28 +739,28 @@ impl NodeStore {
         let first = self.get(parent).first_child;
         if first == NIL {
             self.get_mut(parent).first_child = id;
-            let node = self.get_mut(id);
+            let mut node = self.get_mut(id);
             node.prev_sibling = id;
             node.next_sibling = NIL;
         } else if before == NIL {
             let last = self.get(first).prev_sibling;
             self.get_mut(last).next_sibling = id;
             self.get_mut(first).prev_sibling = id;
-            let node = self.get_mut(id);
+            let mut node = self.get_mut(id);
             node.prev_sibling = last;
             node.next_sibling = NIL;
         } else if before == first {
             let last = self.get(first).prev_sibling;
             self.get_mut(first).prev_sibling = id;
             self.get_mut(parent).first_child = id;
-            let node = self.get_mut(id);
+            let mut node = self.get_mut(id);
             node.prev_sibling = last;
             node.next_sibling = first;
         } else {
             let prev = self.get(before).prev_sibling;
             self.get_mut(prev).next_sibling = id;
             self.get_mut(before).prev_sibling = id;
-            let node = self.get_mut(id);
+            let mut node = self.get_mut(id);
             node.prev_sibling = prev;
             node.next_sibling = before;
         }
@@ -623,13 +800,18 @@ impl NodeStore {
     /// undo through [`NodeStore::restore_bytes`]).
     pub(crate) fn set_data(&mut self, id: NodeId, data: &[u8]) -> Box<[u8]> {
         let node = self.get_mut(id);
-        let flags = node.flags();
-        let bytes = record(flags, &node.rare(), node.name_bytes(), data);
-        std::mem::replace(&mut node.bytes, bytes)
+        let (old, new) = {
+            let current = node.as_ref();
+            let new = record(current.flags(), &current.rare(), current.name_bytes(), data);
+            (Box::<[u8]>::from(current.record), new)
+        };
+        node.chunk.write_record(node.slot, &new);
+        old
     }
 
     pub(crate) fn restore_bytes(&mut self, id: NodeId, bytes: Box<[u8]>) {
-        self.get_mut(id).bytes = bytes;
+        let node = self.get_mut(id);
+        node.chunk.write_record(node.slot, &bytes);
     }
 
     pub(crate) fn children(&self, id: NodeId) -> ChildIds<'_> {
@@ -820,7 +1002,7 @@ mod tests {
             .alloc(ROOT, "leaf", b"0123456789", AclRef::default(), &stat(7, 70))
             .unwrap();
         let node = s.get(id);
-        assert_eq!(node.bytes.len(), 1 + "leaf".len() + 10);
+        assert_eq!(node.record.len(), 1 + "leaf".len() + 10);
         assert_eq!((node.mzxid(), node.pzxid(), node.mtime()), (7, 7, 70));
         assert_eq!(node.ephemeral_owner(), 0);
         assert_eq!((node.name(), node.data()), ("leaf", &b"0123456789"[..]));
@@ -837,14 +1019,14 @@ mod tests {
             .alloc(ROOT, "eph", b"data", AclRef::default(), &owned)
             .unwrap();
         assert_eq!(s.get(id).persisted(), owned);
-        assert_eq!(s.get(id).bytes.len(), 1 + 8 + 3 + 4);
+        assert_eq!(s.get(id).record.len(), 1 + 8 + 3 + 4);
 
         // A child: pzxid moves away from czxid, the record grows once.
         s.get_mut(id).set_pzxid(9);
         assert_eq!((s.get(id).pzxid(), s.get(id).mzxid()), (9, 7));
         // Later changes to a kept field are written in place.
         s.get_mut(id).set_pzxid(11);
-        assert_eq!(s.get(id).bytes.len(), 1 + 16 + 3 + 4);
+        assert_eq!(s.get(id).record.len(), 1 + 16 + 3 + 4);
         assert_eq!(s.get(id).pzxid(), 11);
 
         s.get_mut(id).set_modified(12, 120);
@@ -864,7 +1046,7 @@ mod tests {
         s.get_mut(id).set_persisted(&owned);
         assert_eq!(s.get(id).persisted(), owned);
         assert_eq!((s.get(id).name(), s.get(id).data()), ("eph", &b"data"[..]));
-        assert_eq!(s.get(id).bytes.len(), 1 + 8 + 3 + 4);
+        assert_eq!(s.get(id).record.len(), 1 + 8 + 3 + 4);
     }
 
     #[test]
@@ -885,8 +1067,55 @@ mod tests {
     }
 
     #[test]
+    fn rewritten_records_do_not_grow_the_arena_without_bound() {
+        let mut s = store();
+        let ids: Vec<NodeId> = (0..100)
+            .map(|i| add(&mut s, ROOT, &format!("n{i}")))
+            .collect();
+        let frozen = s.freeze();
+        for round in 0..50usize {
+            for (i, &id) in ids.iter().enumerate() {
+                s.set_data(id, &vec![round as u8; 10 + (round + i) % 200]);
+            }
+        }
+        let chunk = &s.nodes.chunks[0];
+        let live: usize = chunk.nodes.iter().map(|n| n.len as usize).sum();
+        assert_eq!(chunk.arena.len() - chunk.garbage, live);
+        assert!(
+            chunk.arena.len() <= 2 * live + COMPACT_AT_GARBAGE,
+            "arena {} for {live} live bytes",
+            chunk.arena.len()
+        );
+        for (i, &id) in ids.iter().enumerate() {
+            let node = s.get(id);
+            assert_eq!(node.name(), format!("n{i}"));
+            assert_eq!(node.data(), &vec![49u8; 10 + (49 + i) % 200][..]);
+            // The frozen view still reads the records of its time.
+            assert_eq!(frozen.get(id).name(), format!("n{i}"));
+            assert_eq!(frozen.get(id).data(), b"");
+        }
+    }
+
+    #[test]
+    fn a_freed_slot_is_reused_with_a_fresh_record() {
+        let mut s = store();
+        let a = add(&mut s, ROOT, "a");
+        s.set_data(a, b"old data");
+        s.detach(a);
+        s.free(a);
+        let b = s
+            .alloc(ROOT, "b", b"new", AclRef::default(), &stat(3, 30))
+            .unwrap();
+        assert_eq!(a, b);
+        s.attach(b);
+        assert_eq!((s.get(b).name(), s.get(b).data()), ("b", &b"new"[..]));
+        assert_eq!(s.lookup("/b"), Some(b));
+        assert_eq!(s.lookup("/a"), None);
+    }
+
+    #[test]
     fn node_is_compact() {
-        assert_eq!(std::mem::size_of::<Node>(), 72);
+        assert_eq!(std::mem::size_of::<Node>(), 64);
     }
 
     #[test]
