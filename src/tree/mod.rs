@@ -88,6 +88,8 @@ pub enum RestoreError {
     MissingParent(String),
     #[error("too many nodes")]
     Full,
+    #[error("{0:?} is listed twice")]
+    Duplicate(String),
 }
 
 /// The tree of znodes and the session table.

@@ -480,6 +480,18 @@ fn tag_of(hash: u64) -> u32 {
     ((hash >> (64 - (32 - ID_BITS))) as u32) << ID_BITS
 }
 
+/// A node attached but not yet indexed, with its key's hash; see
+/// [`NodeStore::attach_unindexed`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingIndex {
+    hash: u64,
+    id: NodeId,
+}
+
+/// [`NodeStore::index_pending`] sorts entries into `2^PENDING_BUCKET_BITS`
+/// runs of the table.
+const PENDING_BUCKET_BITS: u32 = 12;
+
 /// The slab is full: more than `u32::MAX - 1` nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StoreFull;
@@ -731,10 +743,103 @@ impl NodeStore {
         self.attach_before(id, NIL);
     }
 
+    /// Appends a node to its parent's children, leaving it out of the index
+    /// until [`NodeStore::index_pending`] is given the returned entry.
+    /// [`NodeStore::child`] and [`NodeStore::lookup`] do not see it until
+    /// then. For restoring many nodes: indexing them one by one writes the
+    /// table at random, a cache and TLB miss per node.
+    pub(crate) fn attach_unindexed(&mut self, id: NodeId) -> PendingIndex {
+        self.link_before(id, NIL);
+        let hash = self.hash_of(id);
+        PendingIndex { hash, id }
+    }
+
+    /// Indexes nodes attached with [`NodeStore::attach_unindexed`], writing
+    /// the table in home-slot order. Every entry is indexed; the result is
+    /// the first one whose key was already in the index (the same name
+    /// twice under one parent), if any.
+    pub(crate) fn index_pending(&mut self, pending: &mut Vec<PendingIndex>) -> Result<(), NodeId> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let wanted = self.indexed + pending.len();
+        let mut len = self.slots.len().max(16);
+        while wanted * 4 > len * 3 {
+            len *= 2;
+        }
+        if len > self.slots.len() {
+            self.rehash(len);
+        }
+        // A counting sort on the home slot's top bits: each bucket's
+        // inserts then stay within a window of the table small enough to
+        // stay in cache.
+        let shift = self
+            .slots
+            .len()
+            .trailing_zeros()
+            .saturating_sub(PENDING_BUCKET_BITS);
+        let mask = self.slots.len() - 1;
+        let bucket_of = |entry: &PendingIndex| (entry.hash as usize & mask) >> shift;
+        let mut starts = vec![0usize; (mask >> shift) + 2];
+        for entry in pending.iter() {
+            starts[bucket_of(entry) + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut ordered = vec![PendingIndex { hash: 0, id: NIL }; pending.len()];
+        for entry in pending.iter() {
+            let at = &mut starts[bucket_of(entry)];
+            ordered[*at] = *entry;
+            *at += 1;
+        }
+        pending.clear();
+        let mut duplicate = None;
+        for entry in ordered {
+            if duplicate.is_none() && self.indexed_key_exists(entry) {
+                duplicate = Some(entry.id);
+            }
+            let mut i = entry.hash as usize & mask;
+            while self.slots[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = tag_of(entry.hash) | entry.id;
+            self.indexed += 1;
+        }
+        duplicate.map_or(Ok(()), Err)
+    }
+
+    /// Whether another node with `entry`'s key is indexed.
+    fn indexed_key_exists(&self, entry: PendingIndex) -> bool {
+        let node = self.get(entry.id);
+        let mask = self.slots.len() - 1;
+        let tag = tag_of(entry.hash);
+        let mut i = entry.hash as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == EMPTY {
+                return false;
+            }
+            if slot & !ID_MASK == tag {
+                let other = self.get(slot_id(slot));
+                if other.parent == node.parent && other.name_bytes() == node.name_bytes() {
+                    return true;
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// Inserts a node into its parent's children just before `before` (at the
     /// end for `NIL`) and indexes it. Undoing a [`NodeStore::detach`] with the
     /// successor it returned restores the list exactly.
     pub(crate) fn attach_before(&mut self, id: NodeId, before: NodeId) {
+        self.link_before(id, before);
+        self.index_insert(id);
+    }
+
+    /// The sibling-list half of [`NodeStore::attach_before`].
+    fn link_before(&mut self, id: NodeId, before: NodeId) {
         let parent = self.get(id).parent;
         let first = self.get(parent).first_child;
         if first == NIL {
@@ -765,7 +870,6 @@ impl NodeStore {
             node.next_sibling = before;
         }
         self.get_mut(parent).num_children += 1;
-        self.index_insert(id);
     }
 
     /// Removes a node from its parent's children and from the index, keeping

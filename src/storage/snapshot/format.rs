@@ -419,8 +419,10 @@ pub(super) fn read<R: Read>(
             other => return Err(corrupt(at, format!("unknown record type {other}"))),
         }
     }
-    drop(restorer);
     let end = stream.record_offset;
+    restorer
+        .finish()
+        .map_err(|error| corrupt(end, format!("cannot restore a node: {error}")))?;
     if records != stream.trailer_records {
         return Err(corrupt(
             end,
