@@ -34,6 +34,8 @@ pub struct Restorer<'t> {
     known: Vec<Known>,
     /// Attached nodes not yet in the tree's index.
     pending: Vec<PendingIndex>,
+    /// The first node found listed twice when pending nodes were indexed.
+    duplicate: Option<NodeId>,
     /// The last ACL list interned, compared by value.
     last_acl: Option<(Arc<[Acl]>, AclRef)>,
 }
@@ -52,6 +54,7 @@ impl DataTree {
                 created: false,
             }],
             pending: Vec::new(),
+            duplicate: None,
             last_acl: None,
         }
     }
@@ -70,7 +73,7 @@ impl Drop for Restorer<'_> {
     fn drop(&mut self) {
         // Finished or not, every attached node must be findable. A
         // duplicate is reported by `finish`; here both copies stay.
-        let _ = self.tree.store.index_pending(&mut self.pending);
+        self.flush();
     }
 }
 
@@ -99,7 +102,6 @@ impl Restorer<'_> {
             self.known.pop();
         }
         let acl_ref = self.intern(acl);
-        let tree = &mut *self.tree;
         let id = if path == "/" {
             ROOT
         } else {
@@ -118,8 +120,9 @@ impl Restorer<'_> {
                 Some(found) => found,
                 None => {
                     // The path may pass through nodes not yet indexed.
-                    let _ = tree.store.index_pending(&mut self.pending);
-                    let parent = tree
+                    self.flush();
+                    let parent = self
+                        .tree
                         .store
                         .lookup(parent_path)
                         .ok_or_else(|| RestoreError::MissingParent(path.to_owned()))?;
@@ -130,16 +133,17 @@ impl Restorer<'_> {
             if name.is_empty() {
                 return Err(RestoreError::InvalidPath(path.to_owned()));
             }
-            // Pending nodes are children of created parents only, so for any
-            // other parent the index answers in full.
+            // Pending nodes are children of nodes remembered as created, so
+            // for any other parent the index answers in full.
             let existing = if parent_created {
                 None
             } else {
-                tree.store.child(parent, name)
+                self.tree.store.child(parent, name)
             };
             match existing {
                 Some(id) => id,
                 None => {
+                    let tree = &mut *self.tree;
                     let id = tree
                         .store
                         .alloc(parent, name, data, acl_ref, &stat)
@@ -155,6 +159,11 @@ impl Restorer<'_> {
                 }
             }
         };
+        // The node may have been created earlier in this pass, with children
+        // not yet indexed; it is remembered as replaced from here on, so its
+        // children will be looked up.
+        self.flush();
+        let tree = &mut *self.tree;
         tree.unregister(id);
         tree.store.set_data(id, data);
         let mut node = tree.store.get_mut(id);
@@ -168,10 +177,18 @@ impl Restorer<'_> {
     /// Indexes the nodes restored; fails if a path was listed twice under a
     /// parent created in this pass (both copies stay in the tree).
     pub fn finish(mut self) -> Result<(), RestoreError> {
-        let tree = &mut *self.tree;
-        tree.store
-            .index_pending(&mut self.pending)
-            .map_err(|id| RestoreError::Duplicate(tree.store.path_of(id)))
+        self.flush();
+        match self.duplicate {
+            Some(id) => Err(RestoreError::Duplicate(self.tree.store.path_of(id))),
+            None => Ok(()),
+        }
+    }
+
+    /// Indexes the pending nodes, noting the first duplicate.
+    fn flush(&mut self) {
+        if let Err(id) = self.tree.store.index_pending(&mut self.pending) {
+            self.duplicate.get_or_insert(id);
+        }
     }
 
     /// Puts a session back into the session table.
@@ -396,5 +413,19 @@ mod tests {
         restorer.finish().unwrap();
         assert_eq!(tree.node("/p/c").unwrap().num_children(), 1);
         assert!(tree.node("/p/c/d").is_some());
+    }
+
+    #[test]
+    fn a_created_node_listed_again_has_its_children_found() {
+        let mut tree = DataTree::new(TreeOptions::default());
+        let mut restorer = tree.restorer(4);
+        for (n, path) in ["/a", "/a/b", "/a", "/a/b"].into_iter().enumerate() {
+            restorer
+                .restore_node(path, format!("{n}").as_bytes(), &acl(0), stat(1))
+                .unwrap();
+        }
+        restorer.finish().unwrap();
+        assert_eq!(tree.node("/a").unwrap().num_children(), 1);
+        assert_eq!(tree.node("/a/b").unwrap().data(), b"3");
     }
 }
