@@ -10,7 +10,7 @@ use super::error::{Result, StorageError};
 use super::io::Faults;
 use super::meta::{self, META_FILE, META_MAGIC};
 use super::record::{encode_record, encoded_len, HEADER_BYTES, MAX_PAYLOAD_BYTES};
-use super::segment::{parse_segment_name, Failure, Segment};
+use super::segment::{parse_segment_name, Failure, Segment, ZERO_AHEAD};
 use super::{Entry, EntryId, LOG_DIR_NAME};
 
 /// Default segment size, Apache ZooKeeper's default `preAllocSize`.
@@ -561,11 +561,21 @@ impl Log {
         };
         let end = active.end + buf.len() as u64;
         active.dirty_end = active.dirty_end.max(end);
+        // Zeros change nothing a reader sees: the bytes past the records
+        // read as zeros either way (see `ZERO_AHEAD`).
+        let written = if end > active.written && end < active.capacity {
+            let through = (end + ZERO_AHEAD).min(active.capacity);
+            buf.resize(buf.len() + (through - end) as usize, 0);
+            through
+        } else {
+            active.written.max(end)
+        };
         self.faults
             .write_at(&active.file, buf, active.end)
             .map_err(|source| Failure::of_write("write", &active.path, source))?;
         active.offsets.append(offsets);
         active.end = end;
+        active.written = written;
         buf.clear();
         Ok(())
     }

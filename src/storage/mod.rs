@@ -45,7 +45,9 @@
 //! from (or left over by) another segment never verifies here. A segment is
 //! preallocated to [`LogOptions::segment_bytes`] when created, so the bytes
 //! after the last record are zero: a zero `len` ends the segment's data. The
-//! log keeps that invariant when it truncates (it zeroes what it drops).
+//! log keeps that invariant when it truncates (it zeroes what it drops), and
+//! writes zeros a stretch ahead of its records so that syncs find the
+//! extents already converted (`segment::ZERO_AHEAD`).
 //!
 //! # Durability rules
 //!

@@ -766,3 +766,25 @@ fn measure_group_commit_throughput() {
         );
     }
 }
+
+#[test]
+fn zeros_written_ahead_of_the_records_stay_inside_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment_bytes = 4 * segment::ZERO_AHEAD;
+    {
+        let (mut log, _) = open(dir.path(), segment_bytes);
+        for batch in 0..40u64 {
+            log.append(&entries(batch * 10 + 1..=batch * 10 + 10, 1))
+                .unwrap();
+            log.sync().unwrap();
+        }
+    }
+    let names = log_files(dir.path());
+    assert_eq!(names.len(), 1, "{names:?}");
+    let path = dir.path().join(LOG_DIR_NAME).join(&names[0]);
+    assert_eq!(fs::metadata(&path).unwrap().len(), segment_bytes);
+    let (log, recovery) = open(dir.path(), segment_bytes);
+    assert!(recovery.torn_tail.is_none());
+    assert_eq!(log.last_index(), Some(400));
+    assert_eq!(log.entries(1..=400).unwrap(), entries(1..=400, 1));
+}
