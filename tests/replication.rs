@@ -669,3 +669,288 @@ async fn simultaneous_campaigns_still_elect_a_leader() {
     cluster.write(b"after the split").await;
     cluster.shutdown().await;
 }
+
+/// A network inside the test process: the [`Transport`] seam with links
+/// that can be cut (a partition), for what TCP on one host cannot show: a
+/// leader that keeps running while it cannot reach anyone.
+mod sim {
+    use std::collections::{HashMap, HashSet};
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+    use tokio::sync::mpsc;
+    use zookeeper_rs::replication::{Listener, Transport};
+
+    #[derive(Clone, Default)]
+    pub struct Net {
+        state: Arc<Mutex<State>>,
+    }
+
+    #[derive(Default)]
+    struct State {
+        listeners: HashMap<String, mpsc::UnboundedSender<(Stream, String)>>,
+        /// Cut links, each as an ordered pair of addresses (both orders).
+        cut: HashSet<(String, String)>,
+    }
+
+    impl Net {
+        /// The transport of the peer at `addr`.
+        pub fn transport(&self, addr: &str) -> SimTransport {
+            SimTransport {
+                net: self.clone(),
+                me: addr.to_owned(),
+            }
+        }
+
+        /// Cuts every link between `addr` and the others, both ways.
+        pub fn isolate(&self, addr: &str, others: &[&str]) {
+            let mut state = self.state.lock().unwrap();
+            for other in others {
+                state.cut.insert((addr.to_owned(), other.to_string()));
+                state.cut.insert((other.to_string(), addr.to_owned()));
+            }
+        }
+
+        pub fn heal(&self) {
+            self.state.lock().unwrap().cut.clear();
+        }
+
+        fn is_cut(&self, from: &str, to: &str) -> bool {
+            let state = self.state.lock().unwrap();
+            state.cut.contains(&(from.to_owned(), to.to_owned()))
+        }
+    }
+
+    #[derive(Clone)]
+    pub struct SimTransport {
+        net: Net,
+        me: String,
+    }
+
+    /// One end of a connection; fails once its link is cut.
+    pub struct Stream {
+        inner: DuplexStream,
+        net: Net,
+        local: String,
+        remote: String,
+    }
+
+    impl Stream {
+        fn check(&self) -> io::Result<()> {
+            if self.net.is_cut(&self.local, &self.remote) {
+                Err(io::Error::new(io::ErrorKind::ConnectionReset, "link cut"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl AsyncRead for Stream {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            self.check()?;
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Stream {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.check()?;
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.check()?;
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    pub struct SimListener {
+        addr: String,
+        incoming: mpsc::UnboundedReceiver<(Stream, String)>,
+    }
+
+    impl Listener for SimListener {
+        type Stream = Stream;
+
+        async fn accept(&mut self) -> io::Result<(Stream, String)> {
+            self.incoming
+                .recv()
+                .await
+                .ok_or_else(|| io::Error::other("network gone"))
+        }
+
+        fn local_addr(&self) -> io::Result<String> {
+            Ok(self.addr.clone())
+        }
+    }
+
+    impl Transport for SimTransport {
+        type Stream = Stream;
+        type Listener = SimListener;
+
+        async fn connect(&self, addr: &str) -> io::Result<Stream> {
+            let refused = || io::Error::from(io::ErrorKind::ConnectionRefused);
+            if self.net.is_cut(&self.me, addr) {
+                return Err(refused());
+            }
+            let listener = self
+                .net
+                .state
+                .lock()
+                .unwrap()
+                .listeners
+                .get(addr)
+                .cloned()
+                .ok_or_else(refused)?;
+            let (near, far) = tokio::io::duplex(1 << 20);
+            let accepted = Stream {
+                inner: far,
+                net: self.net.clone(),
+                local: addr.to_owned(),
+                remote: self.me.clone(),
+            };
+            listener
+                .send((accepted, self.me.clone()))
+                .map_err(|_| refused())?;
+            Ok(Stream {
+                inner: near,
+                net: self.net.clone(),
+                local: self.me.clone(),
+                remote: addr.to_owned(),
+            })
+        }
+
+        async fn bind(&self, addr: &str) -> io::Result<SimListener> {
+            let (tx, incoming) = mpsc::unbounded_channel();
+            self.net
+                .state
+                .lock()
+                .unwrap()
+                .listeners
+                .insert(addr.to_owned(), tx);
+            Ok(SimListener {
+                addr: addr.to_owned(),
+                incoming,
+            })
+        }
+    }
+}
+
+/// A leader cut off from both followers keeps running, but nothing it takes
+/// while cut off is acknowledged or applied anywhere; the followers elect a
+/// leader of their own and go on; once the links are back the old leader
+/// follows, and every peer holds the same writes in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_leader_acknowledges_nothing_and_rejoins_as_a_follower() {
+    init_logging();
+    let net = sim::Net::default();
+    let addrs: Vec<String> = (1..=3).map(|id| format!("peer-{id}:2888")).collect();
+    let peers: Vec<Peer> = (1..=3u64)
+        .map(|id| Peer {
+            id,
+            node: PeerNode {
+                quorum_addr: addrs[id as usize - 1].clone(),
+                client_addr: String::new(),
+            },
+            voter: true,
+        })
+        .collect();
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (position, peer) in peers.iter().enumerate() {
+        let transport = net.transport(&peer.node.quorum_addr);
+        let listener = transport.bind(&peer.node.quorum_addr).await.unwrap();
+        let machine = Arc::new(Recorder::default());
+        let replicator = Replicator::start_with_listener(
+            peer.id,
+            peers.clone(),
+            dirs[position].path(),
+            Arc::clone(&machine),
+            transport,
+            config(),
+            listener,
+        )
+        .await
+        .unwrap();
+        nodes.push((replicator, machine));
+    }
+    let leader_among = |members: &[usize]| {
+        let leaders: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&m| nodes[m].0.role() == Role::Leader)
+            .collect();
+        let [leader] = leaders[..] else { return None };
+        let agreed = members
+            .iter()
+            .all(|&m| nodes[m].0.leader().map(|l| l.id) == Some(nodes[leader].0.id()));
+        agreed.then_some(leader)
+    };
+    let old = wait_until(Duration::from_secs(10), || leader_among(&[0, 1, 2]))
+        .await
+        .expect("no leader");
+    let before = payloads(0..10);
+    for payload in &before {
+        nodes[old].0.write(payload.clone()).await.unwrap();
+    }
+
+    let others: Vec<usize> = (0..3).filter(|&m| m != old).collect();
+    let other_addrs: Vec<&str> = others.iter().map(|&m| addrs[m].as_str()).collect();
+    net.isolate(&addrs[old], &other_addrs);
+    let lost = nodes[old].0.write(b"while cut off".to_vec()).await;
+    assert!(
+        lost.is_err(),
+        "a leader without a quorum acknowledged a write: {lost:?}"
+    );
+    let new = wait_until(Duration::from_secs(10), || leader_among(&others))
+        .await
+        .expect("the two connected peers elected no leader");
+    let after = payloads(10..20);
+    for payload in &after {
+        nodes[new].0.write(payload.clone()).await.unwrap();
+    }
+
+    net.heal();
+    let expected: Vec<Vec<u8>> = before.iter().chain(&after).cloned().collect();
+    let converged = wait_until(Duration::from_secs(15), || {
+        nodes
+            .iter()
+            .all(|(_, machine)| machine.payloads() == expected)
+            .then_some(())
+    })
+    .await;
+    for (position, (_, machine)) in nodes.iter().enumerate() {
+        assert_eq!(
+            machine.payloads(),
+            expected,
+            "peer {} after the partition healed (converged: {converged:?})",
+            position + 1
+        );
+    }
+    let follower_again = wait_until(Duration::from_secs(10), || {
+        leader_among(&[0, 1, 2]).filter(|&leader| leader != old)
+    })
+    .await;
+    assert!(
+        follower_again.is_some(),
+        "the old leader did not follow the new one"
+    );
+    for (replicator, _) in nodes {
+        replicator.shutdown().await;
+    }
+}
