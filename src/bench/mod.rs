@@ -9,7 +9,9 @@
 //! `in_flight` requests), and goes through these steps:
 //!
 //! 1. setup: the root, and for every workload but create the key space
-//!    (`keys` nodes of `value_size` bytes; existing nodes are reused);
+//!    (`keys` nodes of `value_size` bytes; existing nodes are reused), then
+//!    a `sync` from every session so that no server answers a read from
+//!    before the setup;
 //! 2. warm-up, for `warmup` (not measured; its errors are still counted);
 //! 3. the measured phase, for a duration or a number of operations: it is
 //!    always bounded, and also ends when no operation has succeeded for
@@ -513,6 +515,10 @@ async fn set_up(
             merge(&mut total, &keys);
         }
     }
+    if total.abandoned.is_none() {
+        let synced = sync_all(clients, &layout.root).await;
+        merge(&mut total, &synced);
+    }
     total.elapsed_s = started.elapsed().as_secs_f64();
     if let Some(why) = &total.abandoned {
         return Err(BenchError::Setup {
@@ -521,6 +527,42 @@ async fn set_up(
         });
     }
     Ok(total)
+}
+
+/// A `sync` from every session, so that each session's server has applied
+/// everything setup wrote before anyone reads it. ZooKeeper orders a read
+/// after the writes of its own session only: a follower may answer another
+/// session's read before it has applied a create the leader acknowledged,
+/// and the warm-up's first gets would then find no node.
+async fn sync_all(clients: &[Client], path: &str) -> Housekeeping {
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for client in clients {
+        let (client, path) = (client.clone(), path.to_owned());
+        tasks.spawn(async move { client.sync(&path).await.map(drop) });
+    }
+    let mut synced = Housekeeping::default();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                synced.errors += 1;
+                *synced.errors_by_kind.entry(error_kind(&e)).or_default() += 1;
+                if is_connection_error(&e) && synced.abandoned.is_none() {
+                    synced.abandoned = Some(format!("sync {path}: {e}"));
+                }
+            }
+            Err(e) => {
+                synced.errors += 1;
+                *synced.errors_by_kind.entry("Panic".into()).or_default() += 1;
+                synced
+                    .abandoned
+                    .get_or_insert_with(|| format!("sync {path}: {e}"));
+            }
+        }
+    }
+    synced.elapsed_s = started.elapsed().as_secs_f64();
+    synced
 }
 
 async fn clean_up(
