@@ -274,26 +274,52 @@ fn gets_spread_over_an_ensemble_find_every_key_setup_made() {
     }
 }
 
+/// `--rate` spreads the operations over time: 500 operations at 500 per second cannot be
+/// done in much less than a second, while unpaced they take a few milliseconds here.
 #[test]
-fn errors_are_counted_when_the_server_is_killed_mid_run() {
-    let mut server = Server::start();
-    let mut child = Command::new(ZKBENCH)
-        .args(["--server", &server.connect_string(), "--json"])
-        .args(["set", "--duration", "60", "--warmup", "0", "--keys", "50"])
-        .args([
+fn a_paced_run_keeps_to_its_schedule() {
+    let server = Server::start();
+    let (output, report) = zkbench(
+        &server.connect_string(),
+        &[
+            "get",
+            "--rate",
+            "500",
+            "--ops",
+            "500",
             "--sessions",
             "4",
-            "--stall-timeout",
-            "1.5",
-            "--timeout",
-            "5",
-        ])
+            "--keys",
+            "50",
+            "--warmup",
+            "0",
+        ],
+    );
+    assert_clean_run(&output, &report, 500);
+    assert_eq!(
+        number(&report, "/requested/rate_ops_s"),
+        500.0,
+        "{report:#}"
+    );
+    // The last of 500 operations is scheduled 499/500 s after the first.
+    let elapsed = number(&report, "/elapsed_s");
+    assert!(
+        elapsed >= 0.95,
+        "500 ops at 500/s took {elapsed} s:\n{report:#}"
+    );
+}
+
+/// Spawns zkBench with `args` (JSON report, progress on stderr) and waits for a progress
+/// line of the measured phase with operations done.
+fn spawn_until_running(server: &str, args: &[&str]) -> std::process::Child {
+    let mut child = Command::new(ZKBENCH)
+        .args(["--server", server, "--json"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting zkBench");
-    // Progress lines come once a second on stderr: wait for one that shows successes.
     let stderr = child.stderr.take().expect("zkBench's stderr");
     let (lines_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -322,8 +348,12 @@ fn errors_are_counted_when_the_server_is_killed_mid_run() {
         let _ = child.kill();
     }
     assert!(running, "no progress line with operations done:\n{seen:#?}");
-    server.kill();
+    child
+}
 
+/// Waits (bounded) for zkBench to exit and parses its JSON report.
+fn finish(child: std::process::Child) -> (Output, Value) {
+    let mut child = child;
     let mut status = None;
     let exited = wait_until(
         || {
@@ -336,13 +366,75 @@ fn errors_are_counted_when_the_server_is_killed_mid_run() {
         let _ = child.kill();
     }
     let output = child.wait_with_output().expect("collecting zkBench output");
-    assert!(exited, "zkBench did not end after the server died");
+    assert!(exited, "zkBench did not end within {RUN_LIMIT:?}");
     let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
-            "no JSON report after the server died ({e}):\n{}",
+            "no JSON report ({e}):\n{}",
             String::from_utf8_lossy(&output.stdout)
         )
     });
+    (output, report)
+}
+
+/// A paced run counts a stall against every operation it held up, not only against the
+/// few that were outstanding: a server frozen for 1 s of a 4 s run at 400 ops/s holds up
+/// about 400 of 1,600 scheduled operations, and some 360 of them (over 20%) wait more than
+/// 100 ms. Counted from when each was sent (as unpaced runs do), only the 4 in flight would.
+#[test]
+fn a_paced_run_counts_a_stall_against_every_operation_it_held_up() {
+    let server = Server::start();
+    let child = spawn_until_running(
+        &server.connect_string(),
+        &[
+            "get",
+            "--rate",
+            "400",
+            "--duration",
+            "4",
+            "--sessions",
+            "4",
+            "--keys",
+            "50",
+            "--warmup",
+            "0",
+        ],
+    );
+    server.pause();
+    // The fault's length, not a wait for a condition.
+    std::thread::sleep(Duration::from_secs(1));
+    server.resume();
+    let (output, report) = finish(child);
+    assert_clean_run(&output, &report, count(&report, "/ops"));
+    let p90 = number(&report, "/latency_ms/p90");
+    assert!(
+        p90 >= 100.0,
+        "a 1 s stall at 400 ops/s left p90 at {p90} ms:\n{report:#}"
+    );
+}
+
+#[test]
+fn errors_are_counted_when_the_server_is_killed_mid_run() {
+    let mut server = Server::start();
+    let child = spawn_until_running(
+        &server.connect_string(),
+        &[
+            "set",
+            "--duration",
+            "60",
+            "--warmup",
+            "0",
+            "--keys",
+            "50",
+            "--sessions",
+            "4",
+            "--stall-timeout",
+            "1.5",
+            "--timeout",
+            "5",
+        ],
+    );
+    server.kill();
+    let (output, report) = finish(child);
     assert_eq!(output.status.code(), Some(1), "{report:#}");
     let errors = count(&report, "/errors");
     assert!(errors > 0, "no error counted:\n{report:#}");
@@ -378,6 +470,9 @@ fn an_unbounded_or_impossible_run_is_refused() {
         vec!["get", "--ops", "5", "--duration", "5"],
         vec!["mixed", "--read-ratio", "2"],
         vec!["nosuchworkload"],
+        vec!["get", "--rate", "0"],
+        vec!["get", "--rate", "-5"],
+        vec!["get", "--rate", "NaN"],
     ] {
         let output = Command::new(ZKBENCH)
             .args(["--server", "127.0.0.1:1"])

@@ -19,6 +19,11 @@
 //! 4. cleanup of every node the run created, unless `keep`;
 //! 5. closing the sessions.
 //!
+//! With `rate`, workers start their operations on a shared schedule
+//! (`Pace`) instead of as soon as their last reply came, and latency
+//! counts from the scheduled start: latency at a given load, with a stall
+//! charged to every operation it delayed.
+//!
 //! The tool's own CPU time over the measured phase (getrusage) is in the
 //! report, per operation; given the servers' pids (same host), so is
 //! theirs, which is how a run shows that the load generator was not the
@@ -49,6 +54,14 @@ use workload::{execute, OpContext, WorkerState};
 
 /// The longest phase accepted: long soaks are fine, a typo of a year is not.
 const LONGEST_PHASE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The highest `--rate`: far above what any ensemble serves, low enough that
+/// a worker's interval stays a sensible duration.
+const MAX_RATE: f64 = 100_000_000.0;
+
+/// A paced worker waits in steps no longer than this, so that the end of a
+/// phase is never a whole interval away.
+const PACING_STEP: Duration = Duration::from_millis(100);
 
 /// How long a measured phase runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,6 +98,9 @@ pub struct BenchConfig {
     pub server_pids: Vec<u32>,
     /// Seeds the key choice; the same seed picks the same keys.
     pub seed: u64,
+    /// Operations per second across all workers, paced on a schedule
+    /// (None: each worker sends as soon as its last reply came).
+    pub rate: Option<f64>,
 }
 
 impl Default for BenchConfig {
@@ -106,6 +122,7 @@ impl Default for BenchConfig {
             stall_timeout: Duration::from_secs(10),
             server_pids: Vec::new(),
             seed: 1,
+            rate: None,
         }
     }
 }
@@ -172,6 +189,13 @@ impl BenchConfig {
         crate::client::validate_path(&self.root).map_err(|e| BenchError::Invalid(e.to_string()))?;
         if self.stall_timeout.is_zero() || self.request_timeout.is_zero() {
             return invalid("timeouts must be above 0");
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+                return invalid(&format!(
+                    "--rate must be above 0 and at most {MAX_RATE} operations per second"
+                ));
+            }
         }
         Ok(())
     }
@@ -329,6 +353,7 @@ pub async fn run(
                 Limit::Duration(_) => None,
             },
             warmup_s: config.warmup.as_secs_f64(),
+            rate_ops_s: config.rate,
         },
         sessions_per_server,
         setup,
@@ -832,6 +857,53 @@ impl Ticker {
     }
 }
 
+/// One worker's share of a `--rate` schedule. The workers' schedules
+/// interleave evenly: worker `i` of `n` starts its operations at
+/// `phase start + (i / n + k) * interval`, `interval` being `n / rate`.
+///
+/// An operation's latency counts from its scheduled start when the worker is
+/// late for it (the server held the previous reply past it: the time waited
+/// is the server's), and from the moment the worker woke when it had to wait
+/// for it (a timer firing late is the generator's, not the server's). This
+/// is what keeps a stalled server from hiding its stall behind the few
+/// requests that were outstanding ("coordinated omission").
+struct Pace {
+    next: Instant,
+    interval: Duration,
+}
+
+impl Pace {
+    fn new(phase_start: Instant, rate: f64, index: usize, workers: usize) -> Pace {
+        let workers = workers.max(1) as f64;
+        let interval = Duration::from_secs_f64(workers / rate);
+        let offset = interval.mul_f64(index as f64 / workers);
+        Pace {
+            next: phase_start + offset,
+            interval,
+        }
+    }
+
+    /// Waits for the next scheduled start; returns when the operation's
+    /// latency starts, or None when the phase ended while waiting.
+    async fn wait(&mut self, phase: &Phase) -> Option<Instant> {
+        let scheduled = self.next;
+        self.next += self.interval;
+        let mut waited = false;
+        loop {
+            let now = Instant::now();
+            if phase.stop.load(Ordering::Relaxed) || phase.deadline.is_some_and(|end| now >= end) {
+                return None;
+            }
+            if now >= scheduled {
+                return Some(if waited { now } else { scheduled });
+            }
+            waited = true;
+            let step = scheduled.min(now + PACING_STEP);
+            tokio::time::sleep_until(step.into()).await;
+        }
+    }
+}
+
 /// Runs timed phases with the same workers, so that names and key choices
 /// carry on from warm-up to the measured phase.
 struct PhaseRunner<'a> {
@@ -934,21 +1006,35 @@ impl PhaseRunner<'_> {
         });
         let mut tasks = JoinSet::new();
         let in_flight = self.config.in_flight;
+        let worker_count = self.workers.len();
         for (index, mut worker) in std::mem::take(&mut self.workers).into_iter().enumerate() {
             let client = self.clients.get(index / in_flight).cloned();
             let (phase, ctx) = (phase.clone(), self.ctx.clone());
+            let mut pace = self
+                .config
+                .rate
+                .map(|rate| Pace::new(started, rate, index, worker_count));
             tasks.spawn(async move {
                 let Some(client) = client else {
                     return worker;
                 };
-                while phase.admit() {
+                loop {
+                    let start = match pace.as_mut() {
+                        Some(pace) => match pace.wait(&phase).await {
+                            Some(start) => start,
+                            None => break,
+                        },
+                        None => Instant::now(),
+                    };
+                    if !phase.admit() {
+                        break;
+                    }
                     let Some(op) = worker.plan(&ctx, || phase.next_delete()) else {
                         break;
                     };
                     let kind = op.name();
-                    let sent = Instant::now();
                     let outcome = execute(&client, &ctx, op).await;
-                    let latency = sent.elapsed();
+                    let latency = start.elapsed();
                     phase
                         .recorder
                         .record(kind, outcome.as_ref().map(|()| latency));

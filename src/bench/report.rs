@@ -53,6 +53,9 @@ pub struct Requested {
     pub duration_s: Option<f64>,
     pub ops: Option<u64>,
     pub warmup_s: f64,
+    /// `--rate`: operations per second on a schedule, latency from each
+    /// operation's scheduled start; None for as fast as replies come.
+    pub rate_ops_s: Option<f64>,
 }
 
 /// Everything a run measured.
@@ -127,9 +130,13 @@ impl Report {
             (None, Some(size)) => format!("{} ({size} setData each)", self.workload),
             _ => self.workload.clone(),
         };
+        let pacing = match self.requested.rate_ops_s {
+            Some(rate) => format!(", paced at {rate} ops/s"),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{TOOL} {workload} against {}: {} sessions x {} in flight, {}-byte values, {limit} after {} s warm-up",
+            "{TOOL} {workload} against {}: {} sessions x {} in flight, {}-byte values, {limit} after {} s warm-up{pacing}",
             self.connect_string,
             self.sessions,
             self.in_flight,

@@ -28,7 +28,9 @@ const APACHE_MAX_CLIENT_CNXNS: usize = 60;
                   Sessions are spread over the servers of --server round-robin. Every run is \
                   bounded: by --duration (default 10 s) or by --ops, and it ends early when no \
                   operation succeeds for --stall-timeout. Latencies are of successful operations, \
-                  from an HDR histogram (3 significant digits); errors are counted by kind.\n\n\
+                  from an HDR histogram (3 significant digits); errors are counted by kind. With \
+                  --rate, operations start on a schedule and latency counts from each one's \
+                  scheduled start.\n\n\
                   Exit status: 0 when every operation succeeded, 1 when some failed or the run \
                   stopped early (the report says why), 2 when the run could not be made."
 )]
@@ -100,6 +102,12 @@ struct Cli {
     /// Seed of the key choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Operations per second across all sessions, started on a schedule
+    /// rather than as soon as each reply comes; latencies then count from
+    /// each operation's scheduled start, so a stall shows in every request
+    /// it held up. For latency at a given load rather than at saturation.
+    #[arg(long, value_name = "OPS")]
+    rate: Option<f64>,
     /// Runtime worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -139,6 +147,7 @@ impl Cli {
             stall_timeout: self.stall_timeout,
             server_pids: self.server_pids.clone(),
             seed: self.seed,
+            rate: self.rate,
         }
     }
 }

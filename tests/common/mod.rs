@@ -595,6 +595,22 @@ macro_rules! server_handle {
                 &self.process.cfg_path
             }
 
+            /// Freezes the process (SIGSTOP): its sockets stay open, nothing is answered.
+            pub fn pause(&self) {
+                self.signal(nix::sys::signal::Signal::SIGSTOP);
+            }
+
+            /// Lets a paused process run again (SIGCONT).
+            pub fn resume(&self) {
+                self.signal(nix::sys::signal::Signal::SIGCONT);
+            }
+
+            fn signal(&self, signal: nix::sys::signal::Signal) {
+                let child = self.process.child.as_ref().expect("a running server");
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                nix::sys::signal::kill(pid, signal).expect("signalling the server");
+            }
+
             /// Whether the process is still alive.
             pub fn is_running(&mut self) -> bool {
                 match self.process.child.as_mut() {
