@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -21,36 +21,47 @@ const ZKBENCH: &str = env!("CARGO_BIN_EXE_zkBench");
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 const NO_NODE: i32 = -101;
 
-/// Runs zkBench to completion with `--json`, within [`RUN_LIMIT`].
-fn zkbench(server: &str, args: &[&str]) -> (Output, Value) {
-    let mut child = Command::new(ZKBENCH)
-        .args(["--server", server, "--json", "--quiet"])
+/// Starts zkBench against `server` with `--json` and `args`; progress lines go to stderr
+/// unless `--quiet` is among `args`.
+fn spawn(server: &str, args: &[&str]) -> Child {
+    Command::new(ZKBENCH)
+        .args(["--server", server, "--json"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("starting zkBench");
+        .expect("starting zkBench")
+}
+
+/// Runs zkBench to completion with `--json`, within [`RUN_LIMIT`].
+fn zkbench(server: &str, args: &[&str]) -> (Output, Value) {
+    let quiet = [&["--quiet"], args].concat();
+    finish(spawn(server, &quiet), &format!("zkBench {args:?}"))
+}
+
+/// Waits, within [`RUN_LIMIT`], for zkBench (`what`) to exit and parses its JSON report.
+fn finish(mut child: Child, what: &str) -> (Output, Value) {
     let mut status = None;
-    let done = wait_until(
+    let exited = wait_until(
         || {
             status = child.try_wait().expect("waiting for zkBench");
             status.is_some()
         },
         RUN_LIMIT,
     );
-    if !done {
+    if !exited {
         let _ = child.kill();
     }
     let output = child.wait_with_output().expect("collecting zkBench output");
     assert!(
-        done,
-        "zkBench {args:?} ran over {RUN_LIMIT:?}; stderr:\n{}",
+        exited,
+        "{what} ran over {RUN_LIMIT:?}; stderr:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
-            "zkBench {args:?} printed no JSON report ({e}); status {:?}\nstdout:\n{}\nstderr:\n{}",
+            "{what} printed no JSON report ({e}); status {:?}\nstdout:\n{}\nstderr:\n{}",
             output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
@@ -311,15 +322,8 @@ fn a_paced_run_keeps_to_its_schedule() {
 
 /// Spawns zkBench with `args` (JSON report, progress on stderr) and waits for a progress
 /// line of the measured phase with operations done.
-fn spawn_until_running(server: &str, args: &[&str]) -> std::process::Child {
-    let mut child = Command::new(ZKBENCH)
-        .args(["--server", server, "--json"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting zkBench");
+fn spawn_until_running(server: &str, args: &[&str]) -> Child {
+    let mut child = spawn(server, args);
     let stderr = child.stderr.take().expect("zkBench's stderr");
     let (lines_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -351,31 +355,6 @@ fn spawn_until_running(server: &str, args: &[&str]) -> std::process::Child {
     child
 }
 
-/// Waits (bounded) for zkBench to exit and parses its JSON report.
-fn finish(child: std::process::Child) -> (Output, Value) {
-    let mut child = child;
-    let mut status = None;
-    let exited = wait_until(
-        || {
-            status = child.try_wait().expect("waiting for zkBench");
-            status.is_some()
-        },
-        RUN_LIMIT,
-    );
-    if !exited {
-        let _ = child.kill();
-    }
-    let output = child.wait_with_output().expect("collecting zkBench output");
-    assert!(exited, "zkBench did not end within {RUN_LIMIT:?}");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}):\n{}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    });
-    (output, report)
-}
-
 /// A paced run counts a stall against every operation it held up, not only against the
 /// few that were outstanding: a server frozen for 1 s of a 4 s run at 400 ops/s holds up
 /// about 400 of 1,600 scheduled operations, and some 360 of them (over 20%) wait more than
@@ -403,7 +382,7 @@ fn a_paced_run_counts_a_stall_against_every_operation_it_held_up() {
     // The fault's length, not a wait for a condition.
     std::thread::sleep(Duration::from_secs(1));
     server.resume();
-    let (output, report) = finish(child);
+    let (output, report) = finish(child, "zkBench");
     assert_clean_run(&output, &report, count(&report, "/ops"));
     let p90 = number(&report, "/latency_ms/p90");
     assert!(
@@ -434,7 +413,7 @@ fn errors_are_counted_when_the_server_is_killed_mid_run() {
         ],
     );
     server.kill();
-    let (output, report) = finish(child);
+    let (output, report) = finish(child, "zkBench");
     assert_eq!(output.status.code(), Some(1), "{report:#}");
     let errors = count(&report, "/errors");
     assert!(errors > 0, "no error counted:\n{report:#}");
