@@ -112,13 +112,19 @@ fn assert_clean_run(output: &Output, report: &Value, ops: u64) {
         "percentiles out of order: {percentiles:?}"
     );
     assert!(number(report, "/client_cpu/us_per_op") > 0.0, "{report:#}");
-    // The host's busy cores count zkBench's own, so they are never zero.
-    let cores = number(report, "/host_cpu/cores");
-    let busy = number(report, "/host_cpu/busy_cores");
-    assert!(
-        cores >= 1.0 && busy > 0.0 && busy <= cores + 0.01,
-        "{report:#}"
-    );
+    // The host's busy cores come from /proc/stat, in ticks of 10 ms per core: a phase of a
+    // few ticks may see none, or only idle ones, and then has no figure or a zero. Over half
+    // a second (100 ticks on two cores) they count zkBench's own work, so are never zero.
+    let long = number(report, "/elapsed_s") >= 0.5;
+    if long || !report["host_cpu"].is_null() {
+        let cores = number(report, "/host_cpu/cores");
+        let busy = number(report, "/host_cpu/busy_cores");
+        let least = if long { f64::MIN_POSITIVE } else { 0.0 };
+        assert!(
+            cores >= 1.0 && busy >= least && busy <= cores + 0.01,
+            "{report:#}"
+        );
+    }
     assert_eq!(count(report, "/setup/errors"), 0, "{report:#}");
     assert_eq!(count(report, "/cleanup/errors"), 0, "{report:#}");
     assert!(report["cleanup"]["abandoned"].is_null(), "{report:#}");
